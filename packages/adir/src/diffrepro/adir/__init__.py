@@ -1,0 +1,1 @@
+"""ADIR: Adaptive Diffusion for Image Reconstruction."""

@@ -1,0 +1,1 @@
+"""DiffMotion: Speech-Driven Gesture Synthesis Using Denoising Diffusion Model."""

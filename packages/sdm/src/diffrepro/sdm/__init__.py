@@ -1,0 +1,1 @@
+"""SDM: Spatial Diffusion Model for Large Hole Image Inpainting."""

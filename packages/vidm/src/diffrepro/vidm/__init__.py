@@ -1,0 +1,1 @@
+"""VIDM: Video Implicit Diffusion Models."""
