@@ -172,7 +172,9 @@ def ddim_mean_variance(
     """DDIM (Song et al. eq. 12): mean and variance of x_prev given x0 and eps."""
     alpha_bar = torch.as_tensor(alpha_bar, dtype=torch.float64)
     alpha_bar_prev = torch.as_tensor(alpha_bar_prev, dtype=torch.float64)
-    var = eta**2 * (1 - alpha_bar_prev) / (1 - alpha_bar) * (1 - alpha_bar / alpha_bar_prev)
+    var = torch.zeros((), dtype=torch.float64)
+    if eta > 0:
+        var = eta**2 * (1 - alpha_bar_prev) / (1 - alpha_bar) * (1 - alpha_bar / alpha_bar_prev)
     a_prev = alpha_bar_prev.sqrt().to(x0)
     direction = (1 - alpha_bar_prev - var).clamp(min=0).sqrt().to(x0)
     mean = a_prev * x0 + direction * eps

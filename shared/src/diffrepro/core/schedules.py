@@ -201,7 +201,7 @@ def spaced_timesteps(
 
 def gather(values: np.ndarray, t: int | Tensor, x: Tensor) -> Tensor:
     """``values[t]`` as a tensor of x's dtype/device, shaped (B, 1, ..., 1) to broadcast over x."""
-    table = torch.from_numpy(np.ascontiguousarray(values))
+    table = torch.tensor(values)
     index = torch.as_tensor(t, dtype=torch.long).cpu().reshape(-1)
     out = table[index].to(device=x.device, dtype=x.dtype)
     return out.reshape(-1, *([1] * (x.ndim - 1)))

@@ -20,15 +20,14 @@ def discretised_gaussian_log_prob(
     """log P(bin of y) under N(mean, sigma²), elementwise; numerically stable in both tails."""
     lower = (y - BIN_HALF_WIDTH - mean) / sigma
     upper = (y + BIN_HALF_WIDTH - mean) / sigma
-    lower = torch.where(y < -EDGE, torch.full_like(lower, -float("inf")), lower)
-    upper = torch.where(y > EDGE, torch.full_like(upper, float("inf")), upper)
     # Φ(b) - Φ(a) = Φ(-a) - Φ(-b): evaluate on the side where both CDFs are small.
     flip = (lower + upper) > 0
     lo = torch.where(flip, -upper, lower)
     hi = torch.where(flip, -lower, upper)
     log_hi = log_ndtr(hi)
-    log_lo = log_ndtr(lo)
-    return log_hi + torch.log(-torch.expm1(torch.clamp(log_lo - log_hi, max=-1e-12)))
+    inner = log_hi + torch.log(-torch.expm1(torch.clamp(log_ndtr(lo) - log_hi, max=-1e-12)))
+    below, above = log_ndtr(upper), log_ndtr(-lower)  # the open bins (-∞, b] and [a, ∞)
+    return torch.where(y < -EDGE, below, torch.where(y > EDGE, above, inner))
 
 
 def variance_nll(y: torch.Tensor, mean: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:

@@ -3,8 +3,9 @@
 For ``half = dim // 2`` frequencies ``f_i = max_period ** (-i / (half - freq_shift))`` the
 embedding of ``t`` is ``[cos(t f), sin(t f)]`` (``cos_first=True``, guided-diffusion's order and
 diffusers' ``flip_sin_to_cos=True``) or ``[sin(t f), cos(t f)]``. guided-diffusion uses
-``freq_shift=0``; diffusers calls it ``downscale_freq_shift`` (0 in SD's UNet, 1 in DDPM's
-UNet2DModel default). An odd ``dim`` gets one zero column at the end.
+``freq_shift=0``; diffusers calls it ``downscale_freq_shift`` (0 in SD's UNet and the
+UNet2DModel default; the converted google/ddpm checkpoints use 1 with sin first).
+An odd ``dim`` gets one zero column at the end.
 """
 
 from __future__ import annotations
