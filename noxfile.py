@@ -17,9 +17,7 @@ from pathlib import Path
 import nox
 
 ROOT = Path(__file__).parent
-PAPERS = sorted(
-    p.name for p in (ROOT / "packages").glob("*") if (p / "pyproject.toml").is_file()
-)
+PAPERS = sorted(p.name for p in (ROOT / "packages").glob("*") if (p / "pyproject.toml").is_file())
 TEST_TOOLS = ("pytest>=8",)
 
 nox.options.default_venv_backend = "uv"

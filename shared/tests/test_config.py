@@ -45,8 +45,12 @@ def test_overrides_parse_to_field_types() -> None:
 
 @pytest.mark.parametrize(
     ("override", "message"),
-    [("stepz=3", "no field 'stepz'"), ("steps=abc", "expects int"), ("ema=maybe", "true/false"),
-     ("steps", "key=value")],
+    [
+        ("stepz=3", "no field 'stepz'"),
+        ("steps=abc", "expects int"),
+        ("ema=maybe", "true/false"),
+        ("steps", "key=value"),
+    ],
 )
 def test_bad_overrides_name_the_problem(override: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):

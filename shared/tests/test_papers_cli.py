@@ -11,7 +11,7 @@ import pytest
 from diffrepro.core import cli, papers
 from diffrepro.core.report import DemoResult, Headline
 
-FAKE_MODULE = '''
+FAKE_MODULE = """
 from pathlib import Path
 from diffrepro.core.papers import Paper
 from diffrepro.core.report import DemoResult, Headline, write_metrics
@@ -26,7 +26,7 @@ PAPER = Paper(
     slug="fakepaper", title="A Fake Paper", arxiv="0000.00000",
     bibtex="@article{fake, title={A Fake Paper}}", status="test", demo=demo,
 )
-'''
+"""
 
 
 @pytest.fixture()

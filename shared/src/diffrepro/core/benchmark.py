@@ -18,7 +18,9 @@ import torch
 BENCH_DIR = Path("runs/bench")
 
 
-def measure(fn: Callable[[], Any], *, device: str = "cpu", warmup: int = 1, repeat: int = 3) -> dict:
+def measure(
+    fn: Callable[[], Any], *, device: str = "cpu", warmup: int = 1, repeat: int = 3
+) -> dict:
     """Median wall time (s) of ``fn()`` over ``repeat`` runs, and its peak CUDA memory (bytes).
 
     Peak memory is only measured on CUDA; on CPU it is reported as ``None``.
@@ -43,14 +45,23 @@ def measure(fn: Callable[[], Any], *, device: str = "cpu", warmup: int = 1, repe
 def machine() -> dict:
     """What the numbers were measured on."""
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
-    return {"python": platform.python_version(), "torch": torch.__version__, "cpu": platform.processor(), "gpu": gpu}
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpu": platform.processor(),
+        "gpu": gpu,
+    }
 
 
-def write_results(name: str, rows: Sequence[dict], *, notes: str = "", out_dir: Path = BENCH_DIR) -> Path:
+def write_results(
+    name: str, rows: Sequence[dict], *, notes: str = "", out_dir: Path = BENCH_DIR
+) -> Path:
     """Write ``rows`` to ``<out_dir>/<name>.json`` and a Markdown table to ``<name>.md``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     meta = machine()
-    (out_dir / f"{name}.json").write_text(json.dumps({"machine": meta, "rows": list(rows)}, indent=2))
+    (out_dir / f"{name}.json").write_text(
+        json.dumps({"machine": meta, "rows": list(rows)}, indent=2)
+    )
     columns = list(dict.fromkeys(key for row in rows for key in row))
     lines = [f"# {name}", "", f"Measured on: {meta}", ""]
     if notes:

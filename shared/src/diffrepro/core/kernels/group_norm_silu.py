@@ -15,8 +15,6 @@ import torch
 import triton
 import triton.language as tl
 
-from diffrepro.core.kernels.backend import interpreter_enabled
-
 
 @triton.jit
 def _tile(X, base, offs_c, hw, stride_c, channels_per_group, num_positions):
@@ -122,17 +120,11 @@ def _tiles(channels_per_group: int, num_positions: int, device: torch.device) ->
     return {"BLOCK_C": block_c, "BLOCK_HW": block_hw, **launch}
 
 
-def _check_bf16_interpreter(x: torch.Tensor) -> None:
-    if x.dtype == torch.bfloat16 and interpreter_enabled():
-        raise ValueError("group_norm_silu: bf16 is not supported by the Triton interpreter; use fp32/fp16")
-
-
 @torch.library.custom_op("diffrepro::group_norm_silu_fwd", mutates_args=())
 def group_norm_silu_fwd(
     x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, num_groups: int, eps: float
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """y (x's shape and dtype, contiguous), and the per-(sample, group) mean and 1/std in fp32."""
-    _check_bf16_interpreter(x)
     x3 = x.reshape(x.shape[0], x.shape[1], -1).contiguous()
     samples, channels, positions = x3.shape
     y = torch.empty_like(x3)

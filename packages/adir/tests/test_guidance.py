@@ -1,0 +1,130 @@
+"""The ADIR step: the y_t identity, residual reduction, projection, and s = 0 = unguided."""
+
+import pytest
+import torch
+
+from diffrepro.adir.guidance import (
+    GuidanceConfig,
+    adir_callback,
+    eps_at_index,
+    guidance_gradient,
+    guided_mean,
+    noisy_measurement,
+)
+from diffrepro.adir.operators import spectral_norm_sq
+from diffrepro.adir.tasks import make_operator
+from diffrepro.core.samplers import sample_ddpm
+from diffrepro.core.schedules import Schedule, space_timesteps
+
+SIZE = 8
+SHAPE = (2, 3, SIZE, SIZE)
+
+
+def rand(seed, shape=SHAPE):
+    return torch.randn(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("task", ["sr2", "deblur_gauss", "inpaint_random", "colorize"])
+@pytest.mark.parametrize("alpha_bar", [0.9, 0.3, 0.01])
+def test_noisy_measurement_identity(task, alpha_bar):
+    op = make_operator(task, SIZE)
+    x_t, eps, y = rand(0), rand(1), op.forward(rand(2))
+    x0_hat = (x_t - (1 - alpha_bar) ** 0.5 * eps) / alpha_bar**0.5
+    lhs = alpha_bar * (op.forward(x0_hat) - y).pow(2).sum()
+    rhs = (op.forward(x_t) - noisy_measurement(op, y, eps, alpha_bar)).pow(2).sum()
+    torch.testing.assert_close(lhs, rhs, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("task", ["sr4_pool", "sr4", "deblur_uniform", "inpaint_box", "colorize"])
+def test_guidance_strictly_reduces_residual_in_admissible_range(task):
+    op = make_operator(task, SIZE)
+    mean, y_t = rand(3), op.forward(rand(4))
+    variance = torch.full(SHAPE, 0.05, dtype=torch.float64)
+    lam = spectral_norm_sq(op, SHAPE)
+    grad = guidance_gradient(op, mean, y_t)
+    residuals = []
+    for fraction in (0.0, 0.2, 0.5, 0.8, 0.99):
+        scale = fraction / (0.05 * lam)  # s σ² λ_max ∈ [0, 1)
+        residuals.append(float((op.forward(guided_mean(mean, variance, grad, scale)) - y_t).norm()))
+    assert all(b < a for a, b in zip(residuals, residuals[1:])), residuals
+
+
+def test_mask_projection_step_gives_exact_consistency():
+    op = make_operator("inpaint_random", SIZE)
+    mean, y_t = rand(5), op.forward(rand(6))
+    sigma2 = 0.07
+    grad = guidance_gradient(op, mean, y_t)
+    projected = guided_mean(mean, torch.full(SHAPE, sigma2, dtype=torch.float64), grad, 1 / (2 * sigma2))
+    torch.testing.assert_close(op.forward(projected), y_t, rtol=0, atol=1e-14)
+
+
+def test_no_gradient_when_the_mean_explains_the_measurement():
+    op = make_operator("denoise", SIZE)
+    mean = rand(7)
+    assert guidance_gradient(op, mean, mean).abs().max() == 0
+
+
+def test_likelihood_gradient_scaling_and_its_error():
+    op = make_operator("sr2_pool", SIZE)
+    mean, y_t = rand(8), op.forward(rand(9))
+    plain = guidance_gradient(op, mean, y_t)
+    scaled = guidance_gradient(op, mean, y_t, gradient="likelihood", alpha_bar=0.5, noise_sigma=0.1)
+    torch.testing.assert_close(scaled, plain / (2 * 0.01 * 0.5))
+    with pytest.raises(ValueError, match="sigma > 0"):
+        guidance_gradient(op, mean, y_t, gradient="likelihood")
+    with pytest.raises(ValueError, match="eps_source"):
+        GuidanceConfig(eps_source="fresh")
+
+
+def toy_model(x, t):
+    return 0.3 * x + 0.01 * t.to(x).view(-1, 1, 1, 1) / 1000
+
+
+def run(callback, seed=0, variance="fixed_small", model=toy_model):
+    schedule = Schedule.named("linear", 1000).respace(space_timesteps(1000, "10"))
+    x_T = torch.randn(SHAPE, generator=torch.Generator().manual_seed(seed))
+    return sample_ddpm(model, x_T, schedule, variance=variance, callback=callback,
+                       generator=torch.Generator().manual_seed(seed + 1))  # fmt: skip
+
+
+def learned_model(x, t):
+    return torch.cat([toy_model(x, t), torch.tanh(x)], dim=1)
+
+
+@pytest.mark.parametrize("variance", ["fixed_small", "learned_range"])
+def test_scale_zero_reproduces_unguided_sampler_bit_for_bit(variance):
+    model = learned_model if variance == "learned_range" else toy_model
+    op = make_operator("sr2", SIZE)
+    y = op.forward(torch.rand(SHAPE))
+    guided = run(adir_callback(op, y, GuidanceConfig(scale=0.0)), variance=variance, model=model)
+    assert torch.equal(guided, run(None, variance=variance, model=model))
+
+
+def test_reevaluated_eps_uses_the_model_and_changes_the_result():
+    schedule = Schedule.named("linear", 1000).respace(space_timesteps(1000, "10"))
+    op = make_operator("inpaint_box", SIZE)
+    y = op.forward(torch.rand(SHAPE))
+    calls = []
+
+    def counted(x, t):
+        calls.append(int(t[0]))
+        return toy_model(x, t)
+
+    cfg = GuidanceConfig(scale=5.0, eps_source="reevaluate")
+    with pytest.raises(ValueError, match="eps_model"):
+        adir_callback(op, y, cfg)
+    callback = adir_callback(op, y, cfg, eps_model=eps_at_index(counted, schedule))
+    reeval = run(callback, model=counted)
+    assert len(calls) == 2 * len(schedule) - 1  # one extra call per step except the last
+    reuse = run(adir_callback(op, y, GuidanceConfig(scale=5.0)))
+    assert not torch.equal(reeval, reuse)
+
+
+@pytest.mark.parametrize("variance", ["fixed_small", "learned_range"])
+def test_guided_sampling_reduces_measurement_residual(variance):
+    model = learned_model if variance == "learned_range" else toy_model
+    op = make_operator("inpaint_box", SIZE)
+    y = op.forward(torch.rand(SHAPE) * 2 - 1)
+    free = run(None, variance=variance, model=model)
+    guided = run(adir_callback(op, y, GuidanceConfig(scale=2.0)), variance=variance, model=model)
+    assert (op.forward(guided) - y).norm() < 0.5 * (op.forward(free) - y).norm()
