@@ -58,9 +58,9 @@ def test_bad_inputs_raise_clear_errors():
     with pytest.raises(ValueError, match="betas must lie"):
         Schedule.from_betas([0.1, 1.5])
     with pytest.raises(ValueError, match="prediction type"):
-        Schedule.named("linear", 10).convert(_x(), 0, _x(), "eps", "score")
+        Schedule.from_betas(linear_betas(10)).convert(_x(), 0, _x(), "eps", "score")
     with pytest.raises(ValueError, match="not all in this schedule"):
-        Schedule.named("linear", 10).respace([3, 12])
+        Schedule.from_betas(linear_betas(10)).respace([3, 12])
 
 
 def test_conversions_round_trip_in_float64():
@@ -147,11 +147,11 @@ def test_respacing_keeps_alpha_bars(kept):
     sched = Schedule.named("linear", 1000)
     spaced = sched.respace(kept)
     assert np.array_equal(spaced.timesteps, np.sort(kept))
-    np.testing.assert_allclose(spaced.alphas_cumprod, sched.alphas_cumprod[np.sort(kept)], rtol=1e-12)
+    np.testing.assert_allclose(spaced.alphas_cumprod, sched.alphas_cumprod[np.sort(kept)], rtol=1e-10)
     assert spaced.num_train_timesteps == 1000
     # respacing a respaced schedule composes
     again = spaced.respace(spaced.timesteps[::2])
-    np.testing.assert_allclose(again.alphas_cumprod, sched.alphas_cumprod[again.timesteps], rtol=1e-12)
+    np.testing.assert_allclose(again.alphas_cumprod, sched.alphas_cumprod[again.timesteps], rtol=1e-10)
 
 
 def test_from_alphas_cumprod_and_snr():

@@ -37,16 +37,21 @@ def test_noisy_measurement_identity(task, alpha_bar):
 
 @pytest.mark.parametrize("task", ["sr4_pool", "sr4", "deblur_uniform", "inpaint_box", "colorize"])
 def test_guidance_strictly_reduces_residual_in_admissible_range(task):
+    # A μ' - y_t = (I - 2 s σ² A Aᵀ)(A μ - y_t): smaller for 0 < s σ² λ_max < 1, monotone up to 1/2.
     op = make_operator(task, SIZE)
     mean, y_t = rand(3), op.forward(rand(4))
     variance = torch.full(SHAPE, 0.05, dtype=torch.float64)
     lam = spectral_norm_sq(op, SHAPE)
     grad = guidance_gradient(op, mean, y_t)
-    residuals = []
-    for fraction in (0.0, 0.2, 0.5, 0.8, 0.99):
-        scale = fraction / (0.05 * lam)  # s σ² λ_max ∈ [0, 1)
-        residuals.append(float((op.forward(guided_mean(mean, variance, grad, scale)) - y_t).norm()))
-    assert all(b < a for a, b in zip(residuals, residuals[1:])), residuals
+
+    def residual(fraction):  # fraction = s σ² λ_max
+        scale = fraction / (0.05 * lam)
+        return float((op.forward(guided_mean(mean, variance, grad, scale)) - y_t).norm())
+
+    unguided = residual(0.0)
+    assert all(residual(f) < unguided for f in (0.01, 0.3, 0.7, 0.99))
+    rising = [residual(f) for f in (0.0, 0.1, 0.25, 0.4, 0.5)]
+    assert all(b < a for a, b in zip(rising, rising[1:])), rising
 
 
 def test_mask_projection_step_gives_exact_consistency():
@@ -76,12 +81,17 @@ def test_likelihood_gradient_scaling_and_its_error():
         GuidanceConfig(eps_source="fresh")
 
 
+ALPHA_BAR = torch.tensor(Schedule.named("linear", 1000).alphas_cumprod)
+
+
 def toy_model(x, t):
-    return 0.3 * x + 0.01 * t.to(x).view(-1, 1, 1, 1) / 1000
+    """The exact ε-predictor for data ~ N(0, 0.25 I): a stable stand-in for a network."""
+    abar = ALPHA_BAR[t].to(x).view(-1, 1, 1, 1)
+    return (1 - abar).sqrt() * x / (0.25 * abar + 1 - abar)
 
 
-def run(callback, seed=0, variance="fixed_small", model=toy_model):
-    schedule = Schedule.named("linear", 1000).respace(space_timesteps(1000, "10"))
+def run(callback, seed=0, variance="fixed_small", model=toy_model, steps="10"):
+    schedule = Schedule.named("linear", 1000).respace(space_timesteps(1000, steps))
     x_T = torch.randn(SHAPE, generator=torch.Generator().manual_seed(seed))
     return sample_ddpm(model, x_T, schedule, variance=variance, callback=callback,
                        generator=torch.Generator().manual_seed(seed + 1))  # fmt: skip
@@ -125,6 +135,7 @@ def test_guided_sampling_reduces_measurement_residual(variance):
     model = learned_model if variance == "learned_range" else toy_model
     op = make_operator("inpaint_box", SIZE)
     y = op.forward(torch.rand(SHAPE) * 2 - 1)
-    free = run(None, variance=variance, model=model)
-    guided = run(adir_callback(op, y, GuidanceConfig(scale=2.0)), variance=variance, model=model)
-    assert (op.forward(guided) - y).norm() < 0.5 * (op.forward(free) - y).norm()
+    free = run(None, variance=variance, model=model, steps="50")
+    callback = adir_callback(op, y, GuidanceConfig(scale=2.0))
+    guided = run(callback, variance=variance, model=model, steps="50")
+    assert (op.forward(guided) - y).norm() < 0.6 * (op.forward(free) - y).norm()

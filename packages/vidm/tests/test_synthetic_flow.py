@@ -27,7 +27,6 @@ def test_flow_warps_first_frame_onto_every_frame_exactly_on_its_sprites(index):
     error = (warped - frames).abs().amax(1)
     assert error[visible].max() < 1e-5
     # the flow is zero on the background and at frame 0
-    assert torch.all(flow[:, :, labels.eq(0).all(0)] == 0) or True
     assert flow[0].abs().max() == 0
     assert torch.all(flow.permute(1, 0, 2, 3)[:, labels == 0] == 0)
 
@@ -50,12 +49,14 @@ def test_warp_by_zero_flow_is_identity_and_integer_shift_is_exact():
 
 
 def test_block_matching_recovers_the_ground_truth_flow_on_sprites():
-    clip = dataset(sprite_size=(4, 5), max_sprites=1)[1]
-    frames, flow, labels = clip["frames"], clip["flow"], clip["labels"]
-    estimate = BlockMatchingFlow(radius=8, window=3)(frames[:1].expand(5, -1, -1, -1), frames[1:])
-    on_sprite = labels[1:] > 0
-    agree = (estimate - flow[1:]).abs().amax(1)[on_sprite] == 0
-    assert agree.float().mean() > 0.7
+    data, matcher = dataset(), BlockMatchingFlow(radius=8, window=5)
+    hits = []
+    for clip in data:
+        frames, flow, labels = clip["frames"], clip["flow"], clip["labels"]
+        estimate = matcher(frames[:1].expand(5, -1, -1, -1), frames[1:])
+        exact = (estimate - flow[1:]).abs().amax(1) == 0
+        hits.append(exact[labels[1:] > 0].float().mean())
+    assert torch.stack(hits).mean() > 0.7
 
 
 def test_bad_inputs_raise_clear_errors():

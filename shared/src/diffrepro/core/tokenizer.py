@@ -10,6 +10,8 @@ truncates so that the end token is kept, exactly as the SD pipelines call the to
 
 No ftfy: like transformers v5, odd input (mojibake, HTML entities) is not repaired.
 ``add_tokens`` registers new pseudo-words (Textual Inversion) that are matched before BPE.
+``write_vocab_files(folder, words)`` writes a tiny vocabulary in CLIP's format (all bytes plus
+the given words) for tests and CPU demos, where the real 49408-entry vocabulary is not at hand.
 """
 
 from __future__ import annotations
@@ -117,6 +119,30 @@ class CLIPTokenizer:
         if len(ids) > self.max_length:
             ids = ids[: self.max_length - 1] + [self.eos_id]
         return ids + [self.pad_id] * (self.max_length - len(ids))
+
+
+def write_vocab_files(folder: str | os.PathLike, words: list[str]) -> dict[str, int]:
+    """Write ``vocab.json`` + ``merges.txt`` in CLIP's layout: the 256 byte symbols, the same
+    with ``</w>``, merges building each (lower-case) word left to right with ``</w>`` on its
+    last symbol, then the start and end tokens. Returns the vocabulary."""
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    symbols = alphabet + [c + "</w>" for c in alphabet]
+    merges: list[tuple[str, str]] = []
+    for word in words:
+        parts = [*word[:-1], word[-1] + "</w>"]
+        while len(parts) > 1:
+            pair = (parts[0], parts[1])
+            if pair not in merges:
+                merges.append(pair)
+                symbols.append(pair[0] + pair[1])
+            parts = [pair[0] + pair[1], *parts[2:]]
+    vocab = {s: i for i, s in enumerate(dict.fromkeys([*symbols, BOS, EOS]))}
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+    lines = ["#version: 0.2", *(f"{a} {b}" for a, b in merges)]
+    (folder / "merges.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return vocab
 
 
 def _read_vocab(path: Path) -> dict[str, int]:

@@ -190,13 +190,14 @@ def parse_bvh(text: str, source: str = "<bvh>") -> Motion:
     _parse_joint(lines, tokens[1], -1, joints)
     skeleton = Skeleton(tuple(joints))
     lines.expect("MOTION")
+    frames_line = lines.rows[lines.pos][0] if lines.pos < len(lines.rows) else None
     frames = int(_parse_header_value(lines, ["Frames:"], int))
     frame_time = float(_parse_header_value(lines, ["Frame", "Time:"], float))
     if frame_time <= 0:
         raise lines.error(f"Frame Time must be positive, got {frame_time}")
     rows = [lines.floats(t, n, skeleton.num_channels, "frame") for n, t in lines.rows[lines.pos :]]
     if len(rows) < frames:
-        raise lines.error(f"Frames declares {frames} frames but only {len(rows)} follow")
+        raise lines.error(f"Frames declares {frames} frames but only {len(rows)} follow", frames_line)
     values = np.array(rows, dtype=np.float64).reshape(len(rows), skeleton.num_channels)
     return Motion(skeleton, frame_time, values)
 
@@ -228,8 +229,8 @@ def format_bvh(motion: Motion) -> str:
         for child in skeleton.children(index):
             emit(child, depth + 1)
         if joint.end_site is not None:
-            out += [f"{pad}\tEnd Site", f"{pad}\t{{", f"{pad}\t\tOFFSET {_format(joint.end_site)}",
-                    f"{pad}\t}}"]
+            out.extend([f"{pad}\tEnd Site", f"{pad}\t{{",
+                        f"{pad}\t\tOFFSET {_format(joint.end_site)}", f"{pad}\t}}"])
         out.append(pad + "}")
 
     emit(0, 0)

@@ -79,6 +79,33 @@ def initial_state(image: torch.Tensor, mask0: torch.Tensor) -> tuple[torch.Tenso
     return compose(image, mask0, mask0, image), 1.0 - mask0
 
 
+def advance(
+    image: torch.Tensor,
+    mask0: torch.Tensor,
+    state: tuple[torch.Tensor, torch.Tensor],
+    prediction: tuple[torch.Tensor, torch.Tensor],
+    counts: torch.Tensor,
+    *,
+    alpha: float,
+    continuous: bool = True,
+    last: bool = False,
+    generator: torch.Generator | None = None,
+) -> Step:
+    """Pick ``counts`` pixels per sample from ``state = (x, mask)`` and sample the new x."""
+    x, mask = state
+    mean, sigma = prediction
+    new_mask = pick(pixel_uncertainty(sigma), mask, counts)
+    u = uncertainty_map(mask0, new_mask, pixel_uncertainty(sigma))
+    if last:
+        values = mean.clamp(-1.0, 1.0)
+    else:
+        z = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        values = (mean + alpha * sigma * z).clamp(-1.0, 1.0)
+    if not continuous:
+        values = torch.where(mask.bool(), x, values)
+    return Step(compose(image, mask0, new_mask, values), new_mask, u, mean, sigma)
+
+
 def inpaint(
     model: Predictor,
     image: torch.Tensor,
@@ -95,17 +122,18 @@ def inpaint(
     steps: list[Step] = []
     for t in range(1, cfg.steps + 1):
         tau = torch.full((image.shape[0],), (t - 1) / cfg.steps, device=image.device)
-        mean, sigma = model(x, mask0, mask, u, tau)
-        new_mask = pick(pixel_uncertainty(sigma), mask, counts[:, t - 1])
-        u = uncertainty_map(mask0, new_mask, pixel_uncertainty(sigma))
-        if t == cfg.steps:
-            values = mean.clamp(-1.0, 1.0)
-        else:
-            z = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
-            values = (mean + cfg.alpha * sigma * z).clamp(-1.0, 1.0)
-        if not cfg.continuous:
-            values = torch.where(mask.bool(), x, values)
-        x = compose(image, mask0, new_mask, values)
-        mask = new_mask
-        steps.append(Step(x, mask, u, mean, sigma))
+        prediction = model(x, mask0, mask, u, tau)
+        step = advance(
+            image,
+            mask0,
+            (x, mask),
+            prediction,
+            counts[:, t - 1],
+            alpha=cfg.alpha,
+            continuous=cfg.continuous,
+            last=t == cfg.steps,
+            generator=generator,
+        )
+        x, mask, u = step.image, step.mask, step.uncertainty
+        steps.append(step)
     return steps

@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from diffrepro.core.nn import normalization
+
 
 def normalised_index(index: Tensor, count: int) -> Tensor:
     """``-1 + 2 index / (count - 1)``: 0 -> -1 and count - 1 -> +1 (float32)."""
@@ -47,21 +49,12 @@ def spatial_coords(height: int, width: int, device: torch.device) -> Tensor:
     return grid.reshape(-1, 2)
 
 
-class GroupNorm32(nn.GroupNorm):
-    """GroupNorm computed in float32 (as ADM), cast back to the input dtype."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        return super().forward(x.float()).type(x.dtype)
-
-
 class PosGN(nn.Module):
     """GroupNorm whose per-pixel scale and shift come from a sine MLP of (t~, n~, h~, w~)."""
 
     def __init__(self, channels: int, groups: int = 32) -> None:
         super().__init__()
-        if channels % groups:
-            raise ValueError(f"PosGN: {channels} channels are not divisible into {groups} groups")
-        self.norm = GroupNorm32(groups, channels)
+        self.norm = normalization(channels, groups)
         self.coord_in = nn.Linear(4, channels)
         self.coord_hidden = nn.Linear(channels, 2 * channels)
         self.coord_out = nn.Linear(2 * channels, 2 * channels)

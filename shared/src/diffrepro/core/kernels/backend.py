@@ -11,7 +11,6 @@ installed, and ``sdpa`` otherwise. ``triton`` also runs on CPU tensors when ``TR
 from __future__ import annotations
 
 import contextlib
-import functools
 import importlib.util
 import os
 from collections.abc import Iterator
@@ -58,9 +57,7 @@ def requested_backend(backend: str = "auto") -> str:
     return "auto"
 
 
-@functools.cache
-def triton_installed() -> bool:
-    return importlib.util.find_spec("triton") is not None
+TRITON_INSTALLED = importlib.util.find_spec("triton") is not None  # locates triton, does not import it
 
 
 def interpreter_enabled() -> bool:
@@ -69,7 +66,7 @@ def interpreter_enabled() -> bool:
 
 def triton_device_problem(device: torch.device) -> str | None:
     """Why Triton kernels cannot run on ``device`` (None when they can)."""
-    if not triton_installed():
+    if not TRITON_INSTALLED:
         return "triton is not installed (pip install 'diffrepro-core[triton]', Linux only)"
     if device.type == "cuda":
         return None
@@ -119,5 +116,5 @@ def use_triton_kernels(x: torch.Tensor, backend: str = "auto") -> bool:
             raise ValueError(f"kernel backend 'triton' cannot run: {problem}")
         return True
     if name == "auto":
-        return x.device.type == "cuda" and x.dtype in TRITON_DTYPES and triton_installed()
+        return x.device.type == "cuda" and x.dtype in TRITON_DTYPES and TRITON_INSTALLED
     return False

@@ -210,11 +210,11 @@ def _bwd_tiles(seq_q: int, seq_k: int, head_dim: int, device: torch.device) -> d
 
 
 def _numerics(dtype: torch.dtype) -> dict:
-    """bf16 is upcast before tl.dot under the interpreter (which cannot multiply bf16); fp32 dots
-    use TF32 on GPU only where torch allows it for matmuls."""
-    upcast = dtype == torch.bfloat16 and interpreter_enabled()
-    tf32 = torch.backends.cuda.matmul.allow_tf32 and not interpreter_enabled()
-    return {"UPCAST": upcast, "PRECISION": "tf32" if tf32 else "ieee"}
+    """bf16 is upcast before tl.dot under the interpreter (which cannot multiply bf16). fp32 dots are
+    exact ("ieee") unless torch allows TF32 for CUDA matmuls; half dots keep Triton's default."""
+    interpreted = interpreter_enabled()
+    exact = dtype == torch.float32 and (interpreted or not torch.backends.cuda.matmul.allow_tf32)
+    return {"UPCAST": dtype == torch.bfloat16 and interpreted, "PRECISION": "ieee" if exact else "tf32"}
 
 
 def _bias_args(bias: torch.Tensor | None, fallback: torch.Tensor) -> tuple:

@@ -1,0 +1,144 @@
+"""The retrieval index: corpus embeddings + paths, built once, saved, and searched for K-NN.
+
+ADIR adapts the model on the K images of a corpus nearest to the degraded image in an embedding
+space (spec §3.4: CLIP, Open Images, a K-D tree, K = 20 for Guided Diffusion). Embeddings are
+L2-normalised, so Euclidean K-D-tree search and brute-force cosine ranking give the same
+neighbours. The query's own image is never returned (spec §9.8, leakage): corpus entries whose
+path or file content (SHA-256) matches an excluded file are skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.spatial import cKDTree
+from tqdm.auto import tqdm
+
+from .embedders import Embedder
+from .images import IMAGE_SUFFIXES, load_image
+
+METHODS = ("kdtree", "brute")
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def list_images(folder: str | os.PathLike) -> list[Path]:
+    """Image files under ``folder`` (recursive, sorted); a clear error when there are none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"image folder not found: {folder}")
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found in {folder}")
+    return files
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit norm (rows already of unit norm are kept bit for bit)."""
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    if np.allclose(norms, 1, rtol=0, atol=1e-6):
+        return x
+    return x / np.maximum(norms, 1e-12)
+
+
+@dataclass(frozen=True, eq=False)
+class RetrievalIndex:
+    """Unit-norm embeddings (N, D) of the corpus images at ``paths``."""
+
+    embeddings: np.ndarray
+    paths: tuple[str, ...]
+    digests: tuple[str, ...]
+    embedder: str
+
+    def __post_init__(self) -> None:
+        if not len(self.paths) == len(self.digests) == len(self.embeddings):
+            raise ValueError("index embeddings, paths and digests must have the same length")
+        object.__setattr__(self, "embeddings", _normalise(self.embeddings))
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez(tmp, embeddings=self.embeddings, paths=np.array(self.paths),
+                 digests=np.array(self.digests), embedder=np.array(self.embedder))  # fmt: skip
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> RetrievalIndex:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"retrieval index not found: {path} (build it with `adir index`)")
+        with np.load(path, allow_pickle=False) as data:
+            return cls(data["embeddings"], tuple(data["paths"].tolist()),
+                       tuple(data["digests"].tolist()), str(data["embedder"]))  # fmt: skip
+
+    def excluded(self, files: Iterable[str | os.PathLike]) -> set[int]:
+        """Rows that are one of ``files`` (same resolved path or same file content)."""
+        files = [Path(f) for f in files]
+        resolved = {str(f.resolve()) for f in files}
+        digests = {file_digest(f) for f in files if f.is_file()}
+        return {
+            i for i, (p, d) in enumerate(zip(self.paths, self.digests))
+            if str(Path(p).resolve()) in resolved or d in digests
+        }  # fmt: skip
+
+    def search(
+        self,
+        queries: np.ndarray,
+        k: int,
+        *,
+        method: str = "kdtree",
+        exclude: Iterable[int] = (),
+    ) -> np.ndarray:
+        """Indices (Q, k) of the k nearest rows per query (closest first), skipping ``exclude``."""
+        if method not in METHODS:
+            raise ValueError(f"search method must be one of {METHODS}, got {method!r}")
+        exclude = set(exclude)
+        if not 1 <= k <= len(self) - len(exclude):
+            raise ValueError(
+                f"cannot retrieve k={k} neighbours from a corpus of {len(self)} images "
+                f"with {len(exclude)} excluded"
+            )
+        queries = _normalise(np.atleast_2d(queries))
+        wanted = min(len(self), k + len(exclude))
+        if method == "brute":
+            order = np.argsort(-(queries @ self.embeddings.T), axis=1, kind="stable")[:, :wanted]
+        else:
+            _, order = cKDTree(self.embeddings).query(queries, k=wanted)
+            order = np.asarray(order).reshape(len(queries), wanted)
+        return np.array([[i for i in row if i not in exclude][:k] for row in order])
+
+
+def build_index(
+    paths: Sequence[str | os.PathLike],
+    embedder: Embedder,
+    *,
+    image_size: int = 224,
+    batch_size: int = 16,
+) -> RetrievalIndex:
+    """Embed every image once (centre-cropped and resized to ``image_size``)."""
+    if not paths:
+        raise ValueError("cannot build a retrieval index from an empty corpus")
+    chunks = []
+    for start in tqdm(range(0, len(paths), batch_size), desc="index", disable=len(paths) <= batch_size):
+        batch = torch.stack([load_image(p, image_size) for p in paths[start : start + batch_size]])
+        chunks.append(embedder(batch).float().cpu().numpy())
+    return RetrievalIndex(
+        np.concatenate(chunks),
+        tuple(str(Path(p).resolve()) for p in paths),
+        tuple(file_digest(p) for p in paths),
+        embedder.name,
+    )

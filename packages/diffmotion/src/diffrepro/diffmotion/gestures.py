@@ -1,0 +1,110 @@
+"""Procedural gestures that follow speech, on the in-code skeleton, at 60 fps.
+
+From the audio's loudness envelope: arms rise into the gesture space while the voice is active
+and relax to rest in pauses; at energy onsets, with probability ``beat_probability``, a beat
+stroke (right hand, left hand, both hands opening, or a head nod) fires with an amplitude set by
+the loudness there, random handedness and +-50 ms jitter; a slow Ornstein-Uhlenbeck sway moves
+spine, neck and head all the time. The same audio therefore has many valid gestures, with known
+couplings (stroke timing <-> onsets, amplitude <-> loudness).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .bvh import Motion
+from .skeleton import upper_body_skeleton
+
+MOTION_FPS = 60
+STROKES = ("right", "left", "both", "nod")
+
+
+def loudness(audio: np.ndarray, sample_rate: int, fps: float, frames: int) -> np.ndarray:
+    """RMS of the audio in ``frames`` windows centred on the frame times, scaled to [0, 1]."""
+    centres = (np.arange(frames) / fps * sample_rate).astype(int)
+    half = int(sample_rate / fps)
+    tail = max(half, int(centres[-1]) + 2 * half - len(audio)) if frames else half
+    padded = np.pad(np.asarray(audio, np.float64) ** 2, (half, tail))
+    cumulative = np.concatenate([[0.0], np.cumsum(padded)])
+    rms = np.sqrt((cumulative[centres + 2 * half] - cumulative[centres]) / (2 * half))
+    return rms / max(rms.max(), 1e-8)
+
+
+def onsets(energy: np.ndarray, fps: float, min_gap: float = 0.25) -> np.ndarray:
+    """Frames where loudness rises fastest (peaks of its positive derivative)."""
+    kernel = np.hanning(max(3, int(0.08 * fps)))
+    smooth = np.convolve(energy, kernel / kernel.sum(), mode="same")
+    rise = np.maximum(np.gradient(smooth), 0.0)
+    threshold = 0.15 * rise.max() if rise.max() > 0 else np.inf
+    peaks = [
+        i for i in range(1, len(rise) - 1)
+        if rise[i] >= threshold and rise[i] >= rise[i - 1] and rise[i] > rise[i + 1]
+    ]  # fmt: skip
+    kept: list[int] = []
+    for i in peaks:
+        if not kept or i - kept[-1] >= min_gap * fps:
+            kept.append(i)
+    return np.array(kept, dtype=int)
+
+
+def _ou(frames: int, rng: np.random.Generator, scale: float, tau: float) -> np.ndarray:
+    """Ornstein-Uhlenbeck sway (degrees) with time constant ``tau`` seconds."""
+    decay = np.exp(-1.0 / (tau * MOTION_FPS))
+    noise = rng.standard_normal(frames) * scale * np.sqrt(1 - decay**2)
+    out = np.zeros(frames)
+    value = rng.standard_normal() * scale
+    for i in range(frames):
+        value = decay * value + noise[i]
+        out[i] = value
+    return out
+
+
+def _activity(energy: np.ndarray) -> np.ndarray:
+    """Voice activity smoothed with a 0.15 s attack and a 0.6 s release, in [0, 1]."""
+    active = (energy > 0.08).astype(float)
+    out = np.zeros_like(active)
+    level = 0.0
+    for i, a in enumerate(active):
+        tau = 0.15 if a > level else 0.6
+        level += (a - level) * (1 - np.exp(-1.0 / (tau * MOTION_FPS)))
+        out[i] = level
+    return out
+
+
+def gesture_motion(
+    audio: np.ndarray, sample_rate: int, frames: int, rng: np.random.Generator,
+    beat_probability: float = 0.6,
+) -> Motion:
+    """A 60 fps motion of ``frames`` frames following ``audio`` (see the module docstring)."""
+    energy = loudness(audio, sample_rate, MOTION_FPS, frames)
+    active = _activity(energy)
+    time = np.arange(frames) / MOTION_FPS
+    strokes = {name: np.zeros(frames) for name in STROKES}
+    for onset in onsets(energy, MOTION_FPS):
+        if rng.random() > beat_probability:
+            continue
+        kind = STROKES[rng.choice(4, p=[0.35, 0.25, 0.25, 0.15])]
+        centre = (onset + rng.integers(-3, 4)) / MOTION_FPS + 0.05
+        amplitude = (0.4 + 0.6 * energy[onset:onset + 6].max()) * rng.uniform(0.7, 1.3)
+        strokes[kind] += amplitude * np.exp(-0.5 * ((time - centre) / 0.12) ** 2)
+    right = strokes["right"] + strokes["both"]
+    left = strokes["left"] + strokes["both"]
+    angles = {name: np.zeros((frames, 3)) for name in upper_body_skeleton().names}  # Z, X, Y
+    for k, name in enumerate(("Spine", "Spine1", "Spine2", "Spine3")):
+        angles[name][:, 0] = _ou(frames, rng, 1.2 / (k + 1), 1.5)
+        angles[name][:, 1] = _ou(frames, rng, 0.8 / (k + 1), 2.0) - 1.5 * active
+    angles["Neck"][:, 2] = _ou(frames, rng, 3.0, 1.2)
+    angles["Head"][:, 1] = _ou(frames, rng, 2.0, 1.0) + 10.0 * strokes["nod"]
+    angles["Head"][:, 2] = _ou(frames, rng, 3.0, 1.5)
+    for side, beat, sign in (("Right", right, -1.0), ("Left", left, 1.0)):
+        angles[f"{side}Shoulder"][:, 0] = sign * 3.0 * beat
+        angles[f"{side}Arm"][:, 0] = sign * (8.0 + 8.0 * active + 14.0 * strokes["both"])
+        angles[f"{side}Arm"][:, 1] = -12.0 * active - 12.0 * beat
+        angles[f"{side}ForeArm"][:, 1] = -(12.0 + 45.0 * active) - 30.0 * beat
+        angles[f"{side}ForeArm"][:, 2] = sign * -10.0 * active
+        angles[f"{side}Hand"][:, 1] = -10.0 * beat
+    skeleton = upper_body_skeleton()
+    values = np.concatenate(
+        [np.zeros((frames, 3)), *(angles[j.name] for j in skeleton.joints)], axis=1
+    )
+    return Motion(skeleton, 1.0 / MOTION_FPS, values)

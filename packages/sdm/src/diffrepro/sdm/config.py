@@ -1,0 +1,93 @@
+"""SDM configs and presets: ``paper`` (published settings), ``demo`` (CPU scale), ``tiny`` (tests)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from diffrepro.sdm.decoding import DecodeConfig
+from diffrepro.sdm.discriminator import DiscriminatorConfig
+from diffrepro.sdm.masks import MaskConfig
+from diffrepro.sdm.network import NetworkConfig
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation (MAT's Adam settings), loss weights λ = (adv, pcp, nll) and the unroll."""
+
+    steps: int = 1_562_500  # 50,000 kimg at batch 32 (MAT's Places512 budget)
+    batch_size: int = 32
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.0, 0.99)
+    adv_weight: float = 1.0
+    perceptual_weight: float = 2.0
+    nll_weight: float = 1e-4
+    r1_gamma: float = 10.0
+    r1_interval: int = 16
+    unroll: int = 2  # predict→pick→sample iterations per batch, detached in between
+    unroll_iterations: int = 4  # T used to draw the schedule positions of unrolled iterations
+    ema_decay: float = 0.999
+    flip: bool = True
+    resnet50_weights: str = ""  # torchvision ImageNet resnet50 state dict; "" = substitute
+    log_every: int = 100
+    checkpoint_every: int = 10_000
+
+
+@dataclass(frozen=True)
+class SDMConfig:
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    masks: MaskConfig = field(default_factory=lambda: MaskConfig(size=512, hole_range=(0.0, 1.0)))
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        sizes = {self.network.resolution, self.discriminator.resolution, self.masks.size}
+        if len(sizes) != 1:
+            raise ValueError(
+                "network.resolution, discriminator.resolution and masks.size must agree, got "
+                f"{self.network.resolution}, {self.discriminator.resolution}, {self.masks.size}"
+            )
+        if not 1 <= self.train.unroll <= self.train.unroll_iterations:
+            raise ValueError("train.unroll must lie in [1, train.unroll_iterations]")
+
+    @property
+    def resolution(self) -> int:
+        return self.network.resolution
+
+
+PRESETS: dict[str, SDMConfig] = {
+    "paper": SDMConfig(),
+    "demo": SDMConfig(
+        network=NetworkConfig(
+            resolution=32,
+            base_channels=16,
+            max_channels=64,
+            levels=3,
+            attention_resolutions=(8,),
+            num_heads=2,
+            num_groups=8,
+            style_dim=64,
+        ),
+        discriminator=DiscriminatorConfig(resolution=32, base_channels=16, max_channels=64),
+        masks=MaskConfig(size=32, kind="large", hole_range=(0.3, 0.7)),
+        train=TrainConfig(
+            steps=600, batch_size=16, lr=2e-3, ema_decay=0.99, log_every=20, checkpoint_every=200
+        ),
+    ),
+    "tiny": SDMConfig(
+        network=NetworkConfig(
+            resolution=16,
+            base_channels=8,
+            max_channels=16,
+            levels=2,
+            attention_resolutions=(8,),
+            num_heads=1,
+            num_groups=4,
+            style_dim=16,
+        ),
+        discriminator=DiscriminatorConfig(resolution=16, base_channels=8, max_channels=16),
+        masks=MaskConfig(size=16, kind="large", hole_range=(0.2, 0.6)),
+        decode=DecodeConfig(steps=3),
+        train=TrainConfig(steps=4, batch_size=4, lr=2e-3, ema_decay=0.9, log_every=1, checkpoint_every=1000),
+    ),
+}

@@ -1,0 +1,53 @@
+"""The per-iteration figure: the hole shrinking, and the uncertainty map beside it.
+
+For each example, two rows of tiles. Top: the masked input, x_1 … x_T (still-unknown pixels
+grey), any extra results (e.g. the one-iteration output) and the ground truth. Bottom: the
+initial mask, then u_1 … u_T (black = known, white = unknown, grey levels = predicted
+uncertainty of committed pixels).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from diffrepro.sdm.decoding import Step
+
+
+def _tile(image: torch.Tensor, scale: int) -> np.ndarray:
+    """(C, H, W) in [-1, 1] (C = 3) or [0, 1] (C = 1) → an upscaled uint8 (H·s, W·s, 3) array."""
+    if image.shape[0] == 1:
+        image = image.expand(3, -1, -1) * 2 - 1
+    array = ((image.detach().cpu().float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+    return array.repeat(scale, axis=0).repeat(scale, axis=1)
+
+
+def iteration_figure(
+    image: torch.Tensor,
+    mask0: torch.Tensor,
+    steps: list[Step],
+    path: Path,
+    *,
+    extra: tuple[torch.Tensor, ...] = (),
+    scale: int = 4,
+    gap: int = 2,
+) -> Path:
+    """Write the figure for every example in the batch to ``path`` (PNG)."""
+    rows = []
+    for b in range(len(image)):
+        top = [image[b] * mask0[b], *(s.image[b] for s in steps), *(e[b] for e in extra), image[b]]
+        bottom = [mask0[b], *(s.uncertainty[b] for s in steps)]
+        blank = np.full_like(_tile(image[b], scale), 255)
+        top_tiles = [_tile(t, scale) for t in top]
+        bottom_tiles = [_tile(t, scale) for t in bottom] + [blank] * (len(top) - len(bottom))
+        for tiles in (top_tiles, bottom_tiles):
+            spaced = [np.pad(t, ((0, gap), (0, gap), (0, 0)), constant_values=255) for t in tiles]
+            rows.append(np.concatenate(spaced, axis=1))
+        rows.append(np.full((3 * gap, rows[-1].shape[1], 3), 255, dtype=np.uint8))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.concatenate(rows, axis=0)).save(path)
+    return path

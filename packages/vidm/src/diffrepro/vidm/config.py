@@ -1,0 +1,156 @@
+"""VIDM's configuration: one frozen dataclass tree, presets ``paper``, ``demo`` and ``tiny``.
+
+Override any field from the command line with ``--set section.field=value``, e.g.
+``--set motion.num_frames=16 --set train.steps=500``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from diffrepro.core.config import select_preset
+from diffrepro.core.models.unet import UNetConfig
+from diffrepro.vidm.content import ContentNetConfig
+from diffrepro.vidm.diffusion import DiffusionConfig
+from diffrepro.vidm.motion_unet import MotionNetConfig
+from diffrepro.vidm.synthetic import SyntheticConfig
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """``root`` empty: the embedded synthetic sprite videos; else a folder of videos (frame
+    folders or video files). Clips are the first ``frames`` frames, centre-cropped and resized."""
+
+    root: str = ""
+    image_size: int = 128
+    frames: int = 128
+    num_clips: int = 512  # synthetic only
+    hflip: bool = True
+    upstream_range: bool = False  # True: train targets n in {1..F-2} like the official randint
+    seed: int = 0
+
+    def synthetic(self) -> SyntheticConfig:
+        size = self.image_size
+        return SyntheticConfig(
+            size=size,
+            frames=self.frames,
+            num_clips=self.num_clips,
+            sprite_size=(max(2, size // 6), max(3, size // 4)),
+            seed=self.seed,
+        )
+
+
+@dataclass(frozen=True)
+class FlowConfig:
+    """Where the motion cue (flow from frame 0 to frame n-1) comes from.
+
+    ``training``: "ground_truth" (synthetic data only), "block_matching" or "torchscript";
+    ``generation``: "block_matching" or "torchscript" (``network`` = path of a TorchScript flow
+    network ``net(first, later)``, e.g. an exported SPyNet). ``radius`` 0 means image_size // 2.
+    """
+
+    training: str = "ground_truth"
+    generation: str = "block_matching"
+    network: str = ""
+    radius: int = 0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 800_000
+    batch_size: int = 12
+    lr: float = 2e-5
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    log_every: int = 100
+    checkpoint_every: int = 1000
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    frames: int = 64
+    num_videos: int = 4
+    truncation: float = 0.0  # > 0: content noise truncated to [-a, a] (unverified option)
+    official_indexing: bool = False
+    fps: int = 8
+
+
+@dataclass(frozen=True)
+class VIDMConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    content: ContentNetConfig = field(default_factory=ContentNetConfig)
+    motion: MotionNetConfig = field(default_factory=MotionNetConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    flow: FlowConfig = field(default_factory=FlowConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+
+    def __post_init__(self) -> None:
+        size = self.data.image_size
+        for name, net in (("content", self.content.unet), ("motion", self.motion.unet)):
+            if net.image_size != size:
+                raise ValueError(f"{name}.unet.image_size={net.image_size} differs from data.image_size={size}")
+        if self.data.frames > self.motion.num_frames:
+            raise ValueError(
+                f"data.frames={self.data.frames} exceeds motion.num_frames={self.motion.num_frames}, "
+                "the frame count the frame coordinate is normalised by"
+            )
+
+
+def _small_unet(size: int, channels: int, mult: tuple[int, ...], attention: tuple[int, ...], groups: int) -> UNetConfig:
+    return UNetConfig(
+        image_size=size,
+        model_channels=channels,
+        channel_mult=mult,
+        num_res_blocks=1,
+        attention_resolutions=attention,
+        num_heads=1,
+        resblock_updown=True,
+        learn_sigma=True,
+        num_groups=groups,
+    )
+
+
+def _preset(size: int, frames: int, unet: UNetConfig, **sections) -> VIDMConfig:
+    return VIDMConfig(
+        data=DataConfig(image_size=size, frames=frames, num_clips=sections.pop("num_clips", 512)),
+        content=ContentNetConfig(unet=unet),
+        motion=MotionNetConfig(unet=unet, num_frames=frames),
+        **sections,
+    )
+
+
+PRESETS: dict[str, VIDMConfig] = {
+    # The released CLEVRER setting: 128 px, 128-frame clips, 1000 steps, 100-step generation.
+    "paper": VIDMConfig(data=DataConfig(root="data/CLEVRER/train")),
+    # The CPU-scale reproduction: 32 px, 8-frame sprite clips, a few hundred steps per generator.
+    "demo": _preset(
+        32,
+        8,
+        _small_unet(32, 32, (1, 2, 2), (8,), 8),
+        diffusion=DiffusionConfig(respacing="10"),
+        train=TrainConfig(steps=400, batch_size=16, lr=2e-3, ema_decay=0.99, log_every=20, checkpoint_every=200),
+        generation=GenerationConfig(frames=8, num_videos=8),
+    ),
+    # Seconds on a CPU: tests and smoke runs.
+    "tiny": _preset(
+        8,
+        4,
+        _small_unet(8, 8, (1, 2), (4,), 4),
+        num_clips=8,
+        diffusion=DiffusionConfig(respacing="3"),
+        train=TrainConfig(steps=3, batch_size=4, lr=1e-3, ema_decay=0.9, log_every=1, checkpoint_every=2),
+        generation=GenerationConfig(frames=4, num_videos=2),
+    ),
+}
+
+
+def preset(name: str) -> VIDMConfig:
+    return select_preset(PRESETS, name)
+
+
+def with_frames(cfg: VIDMConfig, frames: int) -> VIDMConfig:
+    """``cfg`` generating ``frames`` frames."""
+    return dataclasses.replace(cfg, generation=dataclasses.replace(cfg.generation, frames=frames))
