@@ -42,7 +42,8 @@ def test_math_keeps_float64_and_half_softmax_in_float32():
     assert attention(q, k, v, backend="math").dtype == torch.float64
     probs = attention_probs(*(t.half() for t in (q, k)))
     assert probs.dtype == torch.float16
-    torch.testing.assert_close(probs.double(), attention_probs(q.half().double(), k.half().double()), atol=1e-3, rtol=0)
+    expected = attention_probs(q.half().double(), k.half().double())
+    torch.testing.assert_close(probs.double(), expected, atol=1e-3, rtol=0)
 
 
 def test_boolean_mask_means_attend_where_true():
@@ -150,7 +151,8 @@ def test_bad_shapes_are_clear_errors():
 
 
 def test_importing_attention_and_kernels_does_not_import_triton():
-    code = "import sys, diffrepro.core.attention, diffrepro.core.kernels; assert 'triton' not in sys.modules"
+    code = "import sys, diffrepro.core.attention, diffrepro.core.kernels\n"
+    code += "assert 'triton' not in sys.modules, 'triton was imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -160,7 +162,8 @@ def test_group_norm_silu_fallback_matches_torch(weight):
     w, b = (torch.randn(6), torch.randn(6)) if weight else (None, None)
     out = kernels.group_norm_silu(x, 3, w, b)
     assert out.dtype == torch.float16
-    expected = F.silu(F.group_norm(x.double(), 3, None if w is None else w.double(), None if b is None else b.double()))
+    w64, b64 = (None, None) if w is None else (w.double(), b.double())
+    expected = F.silu(F.group_norm(x.double(), 3, w64, b64))
     torch.testing.assert_close(out.double(), expected, atol=2e-3, rtol=0)
 
 

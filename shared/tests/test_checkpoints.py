@@ -76,6 +76,10 @@ def test_read_pickle_unwraps_state_dict_and_filters_non_tensors(tmp_path: Path) 
     for name in ("model.ckpt", "model.pt"):
         state = read_state_dict(tmp_path / name)
         assert set(state) == set(net.state_dict())
+    torch.save({"ema_state_dict": {"w": torch.ones(1)}, "iters": 3}, tmp_path / "vidm.pth")
+    assert set(read_state_dict(tmp_path / "vidm.pth", key="ema_state_dict")) == {"w"}
+    with pytest.raises(ValueError, match="no entry 'ema'.*ema_state_dict, iters"):
+        read_state_dict(tmp_path / "vidm.pth", key="ema")
 
 
 def test_read_pickle_refuses_arbitrary_objects(tmp_path: Path) -> None:

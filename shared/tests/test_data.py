@@ -81,8 +81,12 @@ def test_sample_photos() -> None:
     assert small.min() >= -1 and small.max() <= 1 and small.std() > 0.1
 
 
-def test_sample_photos_without_skimage_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sample_photos_without_skimage_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     real = importlib.util.find_spec
-    monkeypatch.setattr(data.importlib.util, "find_spec", lambda n: None if n == "skimage" else real(n))
+    monkeypatch.setattr(
+        data.importlib.util, "find_spec", lambda n: None if n == "skimage" else real(n)
+    )
     with pytest.raises(ModuleNotFoundError, match=r"diffrepro-core\[demo\]"):
         sample_photos()

@@ -1,6 +1,6 @@
-"""The Triton attention kernels, run by Triton's interpreter on CPU (conftest sets TRITON_INTERPRET=1
-without CUDA): forward against the math backend, backward against float64 autograd, torch.library
-opcheck, and torch.compile."""
+"""The Triton attention kernels, run by Triton's interpreter on CPU (conftest sets
+TRITON_INTERPRET=1 without CUDA): forward against the math backend, backward against float64
+autograd, torch.library opcheck, and torch.compile."""
 
 import pytest
 import torch
@@ -14,14 +14,19 @@ DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 if triton_device_problem(DEVICE) is not None:
     pytest.skip(f"triton cannot run here: {triton_device_problem(DEVICE)}", allow_module_level=True)
 
-from diffrepro.core.kernels.flash_attention import flash_attention, flash_attn_bwd, flash_attn_fwd  # noqa: E402
+from diffrepro.core.kernels.flash_attention import (  # noqa: E402
+    flash_attention,
+    flash_attn_bwd,
+    flash_attn_fwd,
+)
 
 TOLERANCE = {torch.float32: 2e-5, torch.float16: 2e-3, torch.bfloat16: 2e-2}
 if DEVICE.type == "cuda":
     TOLERANCE[torch.float32] = 1e-4
 
 # A covering subset of (Nq, Nk, head_dim, bias, dtype): every token count in {1, 15, 77, 100, 257}
-# appears on both axes, every head dim in {32, 40, 64, 72, 80, 128}, with and without bias, fp32 and fp16.
+# appears on both axes, every head dim in {32, 40, 64, 72, 80, 128}, with and without bias, fp32
+# and fp16.
 CASES = [
     # batch, heads, Nq, Nk, head_dim, bias shape (None: no bias), dtype
     (1, 2, 15, 77, 40, (1, 2, 15, 77), torch.float32),
@@ -29,7 +34,15 @@ CASES = [
     (1, 1, 257, 15, 80, (1, 1, 257, 15), torch.float16),
     (1, 2, 1, 257, 128, None, torch.float32),
     (1, 1, 77, 100, 32, None, torch.float32),
-    (2, 2, 100, 77, 64, (2, 1, 1, 77), torch.float16),  # a per-key bias, broadcast over heads and queries
+    (
+        2,
+        2,
+        100,
+        77,
+        64,
+        (2, 1, 1, 77),
+        torch.float16,
+    ),  # a per-key bias, broadcast over heads and queries
 ]
 
 
@@ -53,7 +66,11 @@ def _assert_close(actual, expected, dtype, what):
     assert err <= TOLERANCE[dtype] * scale, f"{what}: max error {err:.3g} (scale {scale:.3g})"
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: f"q{c[2]}-k{c[3]}-d{c[4]}-{'bias' if c[5] else 'nobias'}-{str(c[6])[6:]}")
+@pytest.mark.parametrize(
+    "case",
+    CASES,
+    ids=lambda c: f"q{c[2]}-k{c[3]}-d{c[4]}-{'bias' if c[5] else 'nobias'}-{str(c[6])[6:]}",
+)
 def test_forward_and_backward_match_float64(case):
     dtype = case[-1]
     q, k, v, bias = _inputs(*case)
@@ -65,7 +82,7 @@ def test_forward_and_backward_match_float64(case):
     out.backward(grad_out)
     expected, expected_grads = _grads_float64(q, k, v, bias, grad_out, scale)
     _assert_close(out, expected, dtype, "out")
-    for name, leaf, grad in zip("q k v bias".split(), leaves, expected_grads):
+    for name, leaf, grad in zip(["q", "k", "v", "bias"], leaves, expected_grads):
         if leaf is not None:
             assert leaf.grad.shape == leaf.shape and leaf.grad.dtype == leaf.dtype
             _assert_close(leaf.grad, grad, dtype, f"d{name}")
@@ -84,7 +101,9 @@ def test_bfloat16_runs_with_upcast_under_the_interpreter():
 def test_strided_views_and_custom_scale():
     # (B, N, H, d) tensors viewed as (B, H, N, d), as a rearrange from a projection produces them
     g = torch.Generator().manual_seed(1)
-    q, k, v = (torch.randn(2, n, 3, 24, generator=g).to(DEVICE).transpose(1, 2) for n in (30, 17, 17))
+    q, k, v = (
+        torch.randn(2, n, 3, 24, generator=g).to(DEVICE).transpose(1, 2) for n in (30, 17, 17)
+    )
     out = attention(q, k, v, scale=0.5, backend="triton")
     expected = attention(q.double(), k.double(), v.double(), scale=0.5, backend="math")
     _assert_close(out, expected, torch.float32, "out")
@@ -103,7 +122,9 @@ def test_fully_masked_rows_give_zeros_and_finite_gradients():
     assert torch.isfinite(q.grad).all() and torch.isfinite(k.grad).all()
     assert torch.all(k.grad[..., 10:, :] == 0)
     keep = [i for i in range(20) if i != 5]
-    expected = attention(q[..., keep, :].double(), k[..., :10, :].double(), v[..., :10, :].double(), backend="math")
+    expected = attention(
+        q[..., keep, :].double(), k[..., :10, :].double(), v[..., :10, :].double(), backend="math"
+    )
     _assert_close(out[..., keep, :], expected, torch.float32, "out")
 
 

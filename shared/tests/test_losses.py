@@ -26,25 +26,37 @@ def _quantised_image(seed, shape=(3, 2, 3, 3)):
     return torch.randint(0, 256, shape, generator=g).double() / 127.5 - 1
 
 
+def _cdf(z, mean, sd):
+    return 0.5 * (1 + math.erf((z - mean) / (sd * math.sqrt(2))))
+
+
 def _direct_vb_bits(x0, x_t, t, mean, log_var):
     """Element by element in Python floats: Bayes posterior, Gaussian KL, discretised decoder."""
     a, b, abar = SCHED.alphas, SCHED.betas, SCHED.alphas_cumprod
     out = []
     for row, ti in enumerate(t):
         terms = []
-        for x0_e, xt_e, m2, lv2 in zip(x0[row].flatten().tolist(), x_t[row].flatten().tolist(),
-                                       mean[row].flatten().tolist(), log_var[row].flatten().tolist()):  # fmt: skip
+        for x0_e, xt_e, m2, lv2 in zip(
+            x0[row].flatten().tolist(),
+            x_t[row].flatten().tolist(),
+            mean[row].flatten().tolist(),
+            log_var[row].flatten().tolist(),
+        ):
             if ti == 0:
                 sd = math.exp(0.5 * lv2)
-                cdf = lambda z: 0.5 * (1 + math.erf((z - m2) / (sd * math.sqrt(2))))  # noqa: E731
-                upper = 1.0 if x0_e > 0.999 else cdf(x0_e + 1 / 255)
-                lower = 0.0 if x0_e < -0.999 else cdf(x0_e - 1 / 255)
+                upper = 1.0 if x0_e > 0.999 else _cdf(x0_e + 1 / 255, m2, sd)
+                lower = 0.0 if x0_e < -0.999 else _cdf(x0_e - 1 / 255, m2, sd)
                 terms.append(-math.log(upper - lower))
             else:
                 prec = a[ti] / b[ti] + 1 / (1 - abar[ti - 1])
-                m1 = (math.sqrt(a[ti]) / b[ti] * xt_e + math.sqrt(abar[ti - 1]) / (1 - abar[ti - 1]) * x0_e) / prec
+                m1 = (
+                    math.sqrt(a[ti]) / b[ti] * xt_e
+                    + math.sqrt(abar[ti - 1]) / (1 - abar[ti - 1]) * x0_e
+                ) / prec
                 lv1 = math.log(1 / prec)
-                terms.append(0.5 * (-1 + lv2 - lv1 + math.exp(lv1 - lv2) + (m1 - m2) ** 2 * math.exp(-lv2)))
+                terms.append(
+                    0.5 * (-1 + lv2 - lv1 + math.exp(lv1 - lv2) + (m1 - m2) ** 2 * math.exp(-lv2))
+                )
         out.append(np.mean(terms) / math.log(2))
     return torch.tensor(out, dtype=torch.float64)
 
@@ -58,7 +70,9 @@ def test_vb_term_equals_direct_float64_computation():
     mean = x0 + 0.05 * torch.randn(x0.shape, generator=g, dtype=torch.float64)
     log_var = math.log(1e-3) + 0.5 * torch.randn(x0.shape, generator=g, dtype=torch.float64)
     got = vb_term_bits(SCHED, x0, x_t, t, mean, log_var, exact_cdf=True)
-    torch.testing.assert_close(got, _direct_vb_bits(x0, x_t, t.tolist(), mean, log_var), rtol=1e-9, atol=1e-10)
+    torch.testing.assert_close(
+        got, _direct_vb_bits(x0, x_t, t.tolist(), mean, log_var), rtol=1e-9, atol=1e-10
+    )
     # ADM's tanh CDF approximation (the default) is close to the exact one
     adm = vb_term_bits(SCHED, x0, x_t, t, mean, log_var)
     torch.testing.assert_close(adm[1:], got[1:])
@@ -90,7 +104,9 @@ def test_hybrid_loss_trains_mean_with_mse_and_variance_with_vb():
     t = torch.tensor([0, 4, 9])
     noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
     terms = diffusion_loss(model, x0, t, spaced, noise=noise, variance="learned_range")
-    assert torch.equal(fed[0], torch.tensor(spaced.timesteps)[t])  # original timesteps reach the model
+    assert torch.equal(
+        fed[0], torch.tensor(spaced.timesteps)[t]
+    )  # original timesteps reach the model
     torch.testing.assert_close(terms["loss"], terms["mse"] + terms["vb"])
     terms["vb"].sum().backward(retain_graph=True)
     assert _no_grad(pred) and var_values.grad.abs().sum() > 0
@@ -124,11 +140,15 @@ def test_p2_weights():
     w = p2_weights(SCHED, gamma=1.0, k=1.0)
     np.testing.assert_allclose(w, 1 / (1 + SCHED.snr))
     assert np.all(np.diff(w) >= 0)
-    assert w[0] == pytest.approx(1e-4, rel=0.05) and w[-1] == pytest.approx(1.0, abs=1e-3)  # VIDM spec values
+    assert w[0] == pytest.approx(1e-4, rel=0.05) and w[-1] == pytest.approx(
+        1.0, abs=1e-3
+    )  # VIDM spec values
     np.testing.assert_array_equal(p2_weights(SCHED, gamma=0.0), np.ones(1000))
     out, target = torch.zeros(2, 3), torch.ones(2, 3)
     t = torch.tensor([0, 999])
-    torch.testing.assert_close(weighted_mse(out, target, t, w), torch.tensor(w[[0, 999]], dtype=torch.float32))
+    torch.testing.assert_close(
+        weighted_mse(out, target, t, w), torch.tensor(w[[0, 999]], dtype=torch.float32)
+    )
     with pytest.raises(ValueError, match="timestep"):
         weighted_mse(out, target, weights=w)
 

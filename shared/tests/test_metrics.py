@@ -15,7 +15,7 @@ from diffrepro.core.metrics import (
 
 
 def _ssim_reference(x: np.ndarray, y: np.ndarray, data_range: float) -> float:
-    """Wang et al. SSIM, float64, with an explicit sliding 11x11 window (one channel, valid part)."""
+    """Wang et al. SSIM in float64 with an explicit sliding 11x11 window (one channel, valid)."""
     offsets = np.arange(11) - 5
     g1 = np.exp(-(offsets**2) / (2 * 1.5**2))
     w = np.outer(g1, g1)

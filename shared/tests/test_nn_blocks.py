@@ -19,7 +19,9 @@ def test_timestep_embedding_adm_order_matches_formula() -> None:
     t = torch.tensor([0.0, 3.0, 999.0])
     emb = timestep_embedding(t, 6)
     freqs = [10000 ** (-i / 3) for i in range(3)]
-    expected = [[math.cos(s * f) for f in freqs] + [math.sin(s * f) for f in freqs] for s in t.tolist()]
+    expected = [
+        [math.cos(s * f) for f in freqs] + [math.sin(s * f) for f in freqs] for s in t.tolist()
+    ]
     torch.testing.assert_close(emb, torch.tensor(expected), rtol=1e-5, atol=1e-5)
 
 
@@ -54,7 +56,12 @@ def test_resblock_parameter_names_and_identity_at_init() -> None:
     torch.manual_seed(0)
     block = ResBlock(4, 8, out_channels=8, use_scale_shift_norm=True, num_groups=2)
     names = set(dict(block.named_parameters()))
-    assert {"in_layers.0.weight", "in_layers.2.weight", "emb_layers.1.weight", "out_layers.0.weight"} <= names
+    assert {
+        "in_layers.0.weight",
+        "in_layers.2.weight",
+        "emb_layers.1.weight",
+        "out_layers.0.weight",
+    } <= names
     assert {"out_layers.3.weight", "skip_connection.weight"} <= names
     assert block.emb_layers[1].out_features == 16
     x, emb = torch.randn(2, 4, 6, 6), torch.randn(2, 8)

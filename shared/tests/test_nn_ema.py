@@ -19,7 +19,7 @@ def test_ema_update_formula_and_buffers() -> None:
         ema.update(model)
         for name, p in model.named_parameters():
             expected[name] = 0.9 * expected[name] + 0.1 * p.detach().double()
-    for name, p in model.named_parameters():
+    for name, _ in model.named_parameters():
         torch.testing.assert_close(ema.shadow[name].double(), expected[name], rtol=1e-6, atol=1e-6)
     assert torch.equal(ema.shadow["1.running_mean"], model[1].running_mean)
     assert int(ema.shadow["1.num_batches_tracked"]) == 3

@@ -2,7 +2,14 @@ import pytest
 import torch
 from torch import nn
 
-from diffrepro.core.nn import LoRAConv, LoRALinear, apply_lora, lora_parameters, merge_lora, unmerge_lora
+from diffrepro.core.nn import (
+    LoRAConv,
+    LoRALinear,
+    apply_lora,
+    lora_parameters,
+    merge_lora,
+    unmerge_lora,
+)
 
 
 def _model() -> nn.Module:

@@ -1,7 +1,8 @@
 """Samplers checked against closed forms.
 
 For data x0 ~ N(mu, s2 I) the optimal eps predictor is analytic: with a = sqrt(abar_t),
-sig = sqrt(1 - abar_t), x_t ~ N(a mu, a^2 s2 + sig^2) and E[eps | x_t] = sig (x_t - a mu) / (a^2 s2 + sig^2).
+sig = sqrt(1 - abar_t), x_t ~ N(a mu, a^2 s2 + sig^2) and
+E[eps | x_t] = sig (x_t - a mu) / (a^2 s2 + sig^2).
 
 DDIM (eta = 0) is Euler on dxbar/dsigbar = eps (xbar = x/a, sigbar = sig/a); with the exact eps of
 a Gaussian one DDIM step is the linear map x' = (a' a s2 + sig' sig) / (a^2 s2 + sig^2) x (mu = 0),
@@ -31,14 +32,16 @@ SCHED = Schedule.named("linear", T)
 
 
 def gaussian_model(s2, mu=0.0, prediction="eps", learned=None, sched=SCHED):
-    """The exact predictor for N(mu, s2) data under ``sched``, a function of the ORIGINAL timestep."""
+    """The exact predictor for N(mu, s2) data under ``sched``, given the ORIGINAL timestep."""
     abar_table = torch.tensor(sched.alphas_cumprod)
 
     def model(x, t):
         abar = abar_table[t.cpu()].to(x).reshape(-1, *[1] * (x.ndim - 1))
         a, sig = abar.sqrt(), (1 - abar).sqrt()
         eps = sig * (x - a * mu) / (abar * s2 + 1 - abar)
-        out = {"eps": eps, "x0": (x - sig * eps) / a, "v": a * eps - sig * (x - sig * eps) / a}[prediction]
+        out = {"eps": eps, "x0": (x - sig * eps) / a, "v": a * eps - sig * (x - sig * eps) / a}[
+            prediction
+        ]
         if learned is not None:
             out = torch.cat([out, torch.full_like(out, learned)], dim=1)
         return out
@@ -59,13 +62,19 @@ def test_ddim_is_exact_for_a_point_mass():
     z = (x_T - abar[grid[0]] ** 0.5 * mu) / (1 - abar[grid[0]]) ** 0.5
     seen = []
     out = sample_ddim(
-        gaussian_model(0.0, mu, sched=sched), x_T, sched, timesteps=grid,
-        final_alpha_cumprod=abar[0], callback=lambda st: seen.append((st.alpha_bar_prev, st.x0)),
-    )  # fmt: skip
+        gaussian_model(0.0, mu, sched=sched),
+        x_T,
+        sched,
+        timesteps=grid,
+        final_alpha_cumprod=abar[0],
+        callback=lambda st: seen.append((st.alpha_bar_prev, st.x0)),
+    )
     for _, x0 in seen:
         torch.testing.assert_close(x0, torch.full_like(x0, mu), rtol=0, atol=1e-12)
     # every intermediate sample lies on the exact flow a mu + sig z; the end is at level abar_0
-    torch.testing.assert_close(out, abar[0] ** 0.5 * mu + (1 - abar[0]) ** 0.5 * z, rtol=0, atol=1e-12)
+    torch.testing.assert_close(
+        out, abar[0] ** 0.5 * mu + (1 - abar[0]) ** 0.5 * z, rtol=0, atol=1e-12
+    )
 
 
 @pytest.mark.parametrize("s2", [0.25, 4.0])
@@ -79,9 +88,15 @@ def test_ddim_equals_closed_form_and_converges_to_probability_flow(s2):
         out = sample_ddim(gaussian_model(s2), x_T, SCHED, timesteps=grid)
         levels = [abar[t] for t in grid] + [1.0]
         ratio = np.prod(
-            [(np.sqrt(levels[k + 1] * levels[k]) * s2 + np.sqrt((1 - levels[k + 1]) * (1 - levels[k])))
-             / (levels[k] * s2 + 1 - levels[k]) for k in range(len(grid))]
-        )  # fmt: skip
+            [
+                (
+                    np.sqrt(levels[k + 1] * levels[k]) * s2
+                    + np.sqrt((1 - levels[k + 1]) * (1 - levels[k]))
+                )
+                / (levels[k] * s2 + 1 - levels[k])
+                for k in range(len(grid))
+            ]
+        )
         torch.testing.assert_close(out, ratio * x_T, rtol=1e-12, atol=0)
         flow = np.sqrt(s2 / v[grid[0]]) * x_T  # exact probability-flow map from level grid[0] to 0
         errors.append((out - flow).abs().max().item())
@@ -104,7 +119,9 @@ def _ddpm_variance_recursion(sched: Schedule, s2: float, step_var: np.ndarray) -
 
 def test_ddpm_ancestral_produces_the_data_variance():
     s2, n = 0.25, 20_000
-    out = sample_ddpm(gaussian_model(s2), noise(n), SCHED, generator=torch.Generator().manual_seed(1))
+    out = sample_ddpm(
+        gaussian_model(s2), noise(n), SCHED, generator=torch.Generator().manual_seed(1)
+    )
     predicted = _ddpm_variance_recursion(SCHED, s2, SCHED.posterior_variance)
     assert abs(predicted - s2) < 0.02 * s2  # 1000 fixed-small steps give the data variance
     std_err = predicted * np.sqrt(2 / n)
@@ -121,7 +138,9 @@ def test_ddpm_respaced_feeds_original_timesteps_and_matches_its_variance():
         fed.append(int(t[0]))
         return gaussian_model(s2)(x, t)
 
-    out = sample_ddpm(model, noise(n), spaced, variance="fixed_large", generator=torch.Generator().manual_seed(2))
+    out = sample_ddpm(
+        model, noise(n), spaced, variance="fixed_large", generator=torch.Generator().manual_seed(2)
+    )
     assert fed == spaced.timesteps[::-1].tolist() and fed[0] == 999 and fed[-1] == 0
     large = np.append(spaced.posterior_variance[1], spaced.betas[1:])
     predicted = _ddpm_variance_recursion(spaced, s2, large)
@@ -131,9 +150,20 @@ def test_ddpm_respaced_feeds_original_timesteps_and_matches_its_variance():
 def test_learned_range_endpoints_equal_fixed_variances():
     spaced = SCHED.respace(space_timesteps(T, "ddim20"))
     x_T = noise(6)
-    run = lambda model, var: sample_ddpm(model, x_T, spaced, variance=var, generator=make_generators(range(6)))  # noqa: E731
-    torch.testing.assert_close(run(gaussian_model(1.0, learned=1.0), "learned_range"), run(gaussian_model(1.0), "fixed_large"))
-    torch.testing.assert_close(run(gaussian_model(1.0, learned=-1.0), "learned_range"), run(gaussian_model(1.0), "fixed_small"))
+
+    def run(model, variance):
+        return sample_ddpm(
+            model, x_T, spaced, variance=variance, generator=make_generators(range(6))
+        )
+
+    torch.testing.assert_close(
+        run(gaussian_model(1.0, learned=1.0), "learned_range"),
+        run(gaussian_model(1.0), "fixed_large"),
+    )
+    torch.testing.assert_close(
+        run(gaussian_model(1.0, learned=-1.0), "learned_range"),
+        run(gaussian_model(1.0), "fixed_small"),
+    )
 
 
 @pytest.mark.parametrize("prediction", ["x0", "v"])
@@ -142,8 +172,13 @@ def test_prediction_types_give_the_same_samples(prediction):
     x_T = noise(6)
     for sampler in (sample_ddpm, sample_ddim):
         ref = sampler(gaussian_model(0.5), x_T, spaced, generator=make_generators(range(6)))
-        got = sampler(gaussian_model(0.5, prediction=prediction), x_T, spaced, prediction=prediction,
-                      generator=make_generators(range(6)))  # fmt: skip
+        got = sampler(
+            gaussian_model(0.5, prediction=prediction),
+            x_T,
+            spaced,
+            prediction=prediction,
+            generator=make_generators(range(6)),
+        )
         torch.testing.assert_close(got, ref, rtol=1e-9, atol=1e-9)
 
 
@@ -151,7 +186,9 @@ def test_ddim_with_eta_one_is_ddpm():
     spaced = SCHED.respace(space_timesteps(T, "ddim40"))
     x_T = noise(6)
     ddpm = sample_ddpm(gaussian_model(0.5), x_T, spaced, generator=torch.Generator().manual_seed(3))
-    ddim = sample_ddim(gaussian_model(0.5), x_T, spaced, eta=1.0, generator=torch.Generator().manual_seed(3))
+    ddim = sample_ddim(
+        gaussian_model(0.5), x_T, spaced, eta=1.0, generator=torch.Generator().manual_seed(3)
+    )
     torch.testing.assert_close(ddim, ddpm, rtol=1e-10, atol=1e-10)
 
 
@@ -161,7 +198,9 @@ def smooth_model(x, t):
 
 
 def test_ddim_inversion_reconstructs_with_error_shrinking_in_steps():
-    x0 = torch.randn(4, 3, 5, 5, generator=torch.Generator().manual_seed(4), dtype=torch.float64).clamp(-1, 1)
+    x0 = torch.randn(
+        4, 3, 5, 5, generator=torch.Generator().manual_seed(4), dtype=torch.float64
+    ).clamp(-1, 1)
     sched = Schedule.named("scaled_linear", T)
     errors = []
     for n in (10, 40, 160):
@@ -214,22 +253,41 @@ def test_callback_reads_posterior_and_replaces_mean():
             return dataclasses.replace(state, mean=torch.full_like(state.mean, 5.0))
         return None
 
-    out = sample_ddpm(gaussian_model(0.5), x_T, spaced, callback=record, generator=torch.Generator().manual_seed(0))
+    out = sample_ddpm(
+        gaussian_model(0.5),
+        x_T,
+        spaced,
+        callback=record,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert [s.timestep for s in states] == spaced.timesteps[::-1].tolist()
     assert states[-1].noise is None and all(s.noise is not None for s in states[:-1])
     assert torch.equal(out, torch.full_like(out, 5.0))
     # a replaced mean at an intermediate step changes what the next step sees
     shift = lambda st: dataclasses.replace(st, mean=st.mean + 1.0) if st.i == 0 else None  # noqa: E731
     seen = []
-    sample_ddim(gaussian_model(0.5), x_T, spaced, callback=lambda st: seen.append(st.x) or shift(st))
-    plain = sample_ddim(gaussian_model(0.5), x_T, spaced, timesteps=[9], final_alpha_cumprod=spaced.alphas_cumprod[8])
+    sample_ddim(
+        gaussian_model(0.5), x_T, spaced, callback=lambda st: seen.append(st.x) or shift(st)
+    )
+    plain = sample_ddim(
+        gaussian_model(0.5),
+        x_T,
+        spaced,
+        timesteps=[9],
+        final_alpha_cumprod=spaced.alphas_cumprod[8],
+    )
     torch.testing.assert_close(seen[1], plain + 1.0)
 
 
 def test_clip_x0_bounds_the_prediction():
     x0s = []
-    sample_ddpm(gaussian_model(4.0), 3 * noise(64), SCHED.respace(space_timesteps(T, "ddim5")), clip_x0=1.0,
-                callback=lambda st: x0s.append(st.x0))  # fmt: skip
+    sample_ddpm(
+        gaussian_model(4.0),
+        3 * noise(64),
+        SCHED.respace(space_timesteps(T, "ddim5")),
+        clip_x0=1.0,
+        callback=lambda st: x0s.append(st.x0),
+    )
     assert max(x.abs().max().item() for x in x0s) == 1.0
 
 
@@ -241,19 +299,24 @@ def test_cfg_model_combines_and_skips():
         return torch.cat([x * c, x + c], dim=1)
 
     x, t = noise(3, 2), torch.tensor([5, 5, 5])
-    cond, uncond = torch.full((3, 1), 2.0, dtype=torch.float64), torch.zeros(3, 1, dtype=torch.float64)
+    cond, uncond = (
+        torch.full((3, 1), 2.0, dtype=torch.float64),
+        torch.zeros(3, 1, dtype=torch.float64),
+    )
     guided = cfg_model(model, cond, uncond, 3.0, guided_channels=2)(x, t)
     out_c, out_u = model(x, t, cond), model(x, t, uncond)
     torch.testing.assert_close(guided[:, :2], out_u[:, :2] + 3.0 * (out_c[:, :2] - out_u[:, :2]))
-    torch.testing.assert_close(guided[:, 2:], out_c[:, 2:])  # variance channels from the conditional pass
+    torch.testing.assert_close(
+        guided[:, 2:], out_c[:, 2:]
+    )  # variance channels from the conditional pass
     unbatched = cfg_model(model, cond, uncond, 3.0, guided_channels=2, batched=False)(x, t)
     torch.testing.assert_close(unbatched, guided)
     calls.clear()
     torch.testing.assert_close(cfg_model(model, cond, uncond, 1.0)(x, t), out_c)
     assert calls == [3]
-    rescaled = cfg_model(model, {"c": cond}, {"c": uncond}, 3.0, rescale=1.0)
-    with pytest.raises(TypeError):
-        rescaled(x, t)  # dict conditioning reaches the model as a dict
+    as_dict = cfg_model(lambda x, t, c: model(x, t, c["c"]), {"c": cond}, {"c": uncond}, 3.0)
+    torch.testing.assert_close(as_dict(x, t), cfg_model(model, cond, uncond, 3.0)(x, t))
+    # guidance rescale with phi = 1 restores the conditional output's per-sample std
     full = cfg_model(model, cond, uncond, 3.0, rescale=1.0)(x, t)
     torch.testing.assert_close(full.std(dim=1), out_c.std(dim=1))
 
@@ -268,3 +331,31 @@ def test_bad_arguments_raise_value_errors():
         sample_ddpm(gaussian_model(1.0), x, SCHED, prediction="score")
     with pytest.raises(ValueError, match="generators"):
         per_sample_noise((3, 2), make_generators([1, 2]))
+
+
+def test_callback_can_force_part_of_the_next_sample():
+    """The RePaint recipe from the module docstring: masked pixels of x_next are set exactly."""
+    spaced = SCHED.respace(space_timesteps(T, "ddim10"))
+    x_T = noise(4, 6)
+    mask = torch.zeros(4, 6, dtype=torch.bool)
+    mask[:, :3] = True
+    forced = []
+
+    def paste_known(state):
+        known = torch.full_like(state.mean, 0.1 * state.i)
+        forced.append(known)
+        return dataclasses.replace(
+            state,
+            mean=torch.where(mask, known, state.mean),
+            variance=torch.where(mask, 0, state.variance),
+        )
+
+    seen = []
+    record = lambda st: seen.append(st.x)  # noqa: E731
+    gens = lambda: make_generators(range(4))  # noqa: E731
+    out = sample_ddpm(gaussian_model(0.5), x_T, spaced, callback=paste_known, generator=gens())
+    plain = sample_ddpm(gaussian_model(0.5), x_T, spaced, callback=record, generator=gens())
+    torch.testing.assert_close(out[mask], forced[-1][mask], rtol=0, atol=0)
+    # the model is elementwise, so the unmasked half follows the plain chain exactly
+    torch.testing.assert_close(out[~mask], plain[~mask], rtol=0, atol=0)
+    assert len(seen) == len(spaced)

@@ -76,7 +76,13 @@ def test_conversions_round_trip_in_float64():
             assert got.dtype == torch.float64
             torch.testing.assert_close(got, truth[target], rtol=1e-9, atol=1e-9)
     # a cycle through all three comes back to float64 precision
-    back = sched.convert(x_t, t, sched.convert(x_t, t, sched.convert(x_t, t, eps, "eps", "x0"), "x0", "v"), "v", "eps")
+    back = sched.convert(
+        x_t,
+        t,
+        sched.convert(x_t, t, sched.convert(x_t, t, eps, "eps", "x0"), "x0", "v"),
+        "v",
+        "eps",
+    )
     torch.testing.assert_close(back, eps, rtol=1e-12, atol=1e-12)
 
 
@@ -85,11 +91,14 @@ def test_posterior_matches_bayes_rule():
     x0, x_t = _x(seed=3), _x(seed=4)
     t = torch.tensor([1, 50, 99])
     mean, var, log_var = sched.posterior_mean_variance(x0, x_t, t)
-    # q(x_{t-1}|x_t,x0) ∝ N(x_t; sqrt(a_t) x_{t-1}, b_t) N(x_{t-1}; sqrt(abar_{t-1}) x0, 1-abar_{t-1})
+    # Bayes: q(x_{t-1}|x_t,x0) ~ N(x_t; sqrt(a_t) x_{t-1}, b_t) N(x_{t-1}; sqrt(abar_{t-1}) x0, .)
     a, b, abar = sched.alphas, sched.betas, sched.alphas_cumprod
     for row, ti in enumerate(t.tolist()):
         prec = a[ti] / b[ti] + 1 / (1 - abar[ti - 1])
-        m = (math.sqrt(a[ti]) / b[ti] * x_t[row] + math.sqrt(abar[ti - 1]) / (1 - abar[ti - 1]) * x0[row]) / prec
+        m = (
+            math.sqrt(a[ti]) / b[ti] * x_t[row]
+            + math.sqrt(abar[ti - 1]) / (1 - abar[ti - 1]) * x0[row]
+        ) / prec
         torch.testing.assert_close(mean[row], m, rtol=1e-12, atol=1e-12)
         assert torch.allclose(var[row], torch.tensor(1 / prec, dtype=torch.float64), rtol=1e-12)
         assert torch.allclose(log_var[row], torch.tensor(math.log(1 / prec), dtype=torch.float64))
@@ -102,19 +111,21 @@ def test_posterior_matches_bayes_rule():
 def test_model_variance_kinds():
     sched = Schedule.named("linear", 1000)
     x, t = _x(), torch.tensor([0, 10, 999])
-    small, _ = sched.model_log_variance(t, x, "fixed_small")
-    large, _ = sched.model_log_variance(t, x, "fixed_large")
-    hi, _ = sched.model_log_variance(t, x, "learned_range", torch.ones_like(x))
-    lo, log_lo = sched.model_log_variance(t, x, "learned_range", -torch.ones_like(x))
+    small, _ = sched.model_variance(t, x, "fixed_small")
+    large, _ = sched.model_variance(t, x, "fixed_large")
+    hi, _ = sched.model_variance(t, x, "learned_range", torch.ones_like(x))
+    lo, log_lo = sched.model_variance(t, x, "learned_range", -torch.ones_like(x))
     torch.testing.assert_close(hi[1:, 0, 0, 0], torch.tensor(sched.betas[[10, 999]]))
-    torch.testing.assert_close(log_lo[:, 0, 0, 0], torch.tensor(sched.posterior_log_variance_clipped[[0, 10, 999]]))
+    torch.testing.assert_close(
+        log_lo[:, 0, 0, 0], torch.tensor(sched.posterior_log_variance_clipped[[0, 10, 999]])
+    )
     assert torch.all(large[1:] >= small[1:]) and torch.all(hi[1:] >= lo[1:])
-    mid, _ = sched.model_log_variance(t, x, "learned_range", torch.zeros_like(x))
+    mid, _ = sched.model_variance(t, x, "learned_range", torch.zeros_like(x))
     torch.testing.assert_close(mid, (hi * lo).sqrt())  # geometric mean: log-space interpolation
     log_v = _x(seed=5)
-    torch.testing.assert_close(sched.model_log_variance(t, x, "learned", log_v)[1], log_v)
+    torch.testing.assert_close(sched.model_variance(t, x, "learned", log_v)[1], log_v)
     with pytest.raises(ValueError, match="variance channels"):
-        sched.model_log_variance(t, x, "learned_range")
+        sched.model_variance(t, x, "learned_range")
 
 
 def test_space_timesteps_semantics():
@@ -123,7 +134,13 @@ def test_space_timesteps_semantics():
     kept = space_timesteps(1000, "100")
     assert len(kept) == 100 and kept[0] == 0 and kept[-1] == 999
     kept = space_timesteps(300, "10,5")
-    assert len(kept) == 15 and kept[:1] == [0] and kept[9] == 149 and kept[10] == 150 and kept[-1] == 299
+    assert (
+        len(kept) == 15
+        and kept[:1] == [0]
+        and kept[9] == 149
+        and kept[10] == 150
+        and kept[-1] == 299
+    )
     assert space_timesteps(10, [10]) == list(range(10))
     with pytest.raises(ValueError, match="bad respacing"):
         space_timesteps(1000, "fast")
@@ -142,16 +159,22 @@ def test_diffusers_style_grids():
         spaced_timesteps(1000, 10, "middle")
 
 
-@pytest.mark.parametrize("kept", [space_timesteps(1000, "ddim50"), space_timesteps(1000, "10,10,10"), [999]])
+@pytest.mark.parametrize(
+    "kept", [space_timesteps(1000, "ddim50"), space_timesteps(1000, "10,10,10"), [999]]
+)
 def test_respacing_keeps_alpha_bars(kept):
     sched = Schedule.named("linear", 1000)
     spaced = sched.respace(kept)
     assert np.array_equal(spaced.timesteps, np.sort(kept))
-    np.testing.assert_allclose(spaced.alphas_cumprod, sched.alphas_cumprod[np.sort(kept)], rtol=1e-10)
+    np.testing.assert_allclose(
+        spaced.alphas_cumprod, sched.alphas_cumprod[np.sort(kept)], rtol=1e-10
+    )
     assert spaced.num_train_timesteps == 1000
     # respacing a respaced schedule composes
     again = spaced.respace(spaced.timesteps[::2])
-    np.testing.assert_allclose(again.alphas_cumprod, sched.alphas_cumprod[again.timesteps], rtol=1e-10)
+    np.testing.assert_allclose(
+        again.alphas_cumprod, sched.alphas_cumprod[again.timesteps], rtol=1e-10
+    )
 
 
 def test_from_alphas_cumprod_and_snr():

@@ -6,7 +6,13 @@ import pytest
 import torch
 
 from diffrepro.core.checkpoints import load_state_dict
-from diffrepro.core.models.unet import PRESETS, UNetConfig, UNetModel, load_guided_diffusion, unet_preset
+from diffrepro.core.models.unet import (
+    PRESETS,
+    UNetConfig,
+    UNetModel,
+    load_guided_diffusion,
+    unet_preset,
+)
 
 
 def official_state_shapes(cfg: UNetConfig) -> dict[str, tuple[int, ...]]:
@@ -15,7 +21,8 @@ def official_state_shapes(cfg: UNetConfig) -> dict[str, tuple[int, ...]]:
     Follows guided_diffusion/unet.py: ``time_embed.{0,2}``, ``label_emb``, ``input_blocks`` (conv,
     then per level ``num_res_blocks`` × [ResBlock, AttentionBlock?] and a down block),
     ``middle_block`` (ResBlock, AttentionBlock, ResBlock), ``output_blocks`` (per level
-    ``num_res_blocks + 1`` × [ResBlock, AttentionBlock?, up block at the level's end]), ``out.{0,2}``.
+    ``num_res_blocks + 1`` × [ResBlock, AttentionBlock?, up block at the level's end]),
+    ``out.{0,2}``.
     """
     shapes: dict[str, tuple[int, ...]] = {}
     emb = 4 * cfg.model_channels
@@ -90,7 +97,11 @@ VARIANTS = {
         "tiny", num_classes=5, resblock_updown=False, learn_sigma=True, cond_channels=2
     ),
     "tiny_new_order_three_levels": unet_preset(
-        "tiny", channel_mult=(1, 2, 2), num_res_blocks=2, use_new_attention_order=True, attention_resolutions=(8, 4)
+        "tiny",
+        channel_mult=(1, 2, 2),
+        num_res_blocks=2,
+        use_new_attention_order=True,
+        attention_resolutions=(8, 4),
     ),
 }
 
@@ -104,7 +115,11 @@ def test_official_keys_and_shapes_load_without_mismatch(name: str) -> None:
         model = UNetModel(cfg)
         ours = {k: tuple(v.shape) for k, v in model.state_dict().items()}
         assert ours == expected
-        load_state_dict(model, {k: torch.empty(s, dtype=torch.float16) for k, s in expected.items()}, source=name)
+        load_state_dict(
+            model,
+            {k: torch.empty(s, dtype=torch.float16) for k, s in expected.items()},
+            source=name,
+        )
 
 
 def test_official_fp16_checkpoint_loads_into_fp32(tmp_path: Path) -> None:
@@ -119,7 +134,9 @@ def test_official_fp16_checkpoint_loads_into_fp32(tmp_path: Path) -> None:
     out = model(torch.randn(2, 3, 16, 16), torch.tensor([3, 900]))
     assert out.shape == (2, 6, 16, 16) and torch.isfinite(out).all()
     torch.save({f"module.{k}": v for k, v in state.items()}, tmp_path / "ddp.pt")
-    assert torch.equal(load_guided_diffusion(tmp_path / "ddp.pt", cfg).out[2].weight, model.out[2].weight)
+    assert torch.equal(
+        load_guided_diffusion(tmp_path / "ddp.pt", cfg).out[2].weight, model.out[2].weight
+    )
 
 
 def test_wrong_checkpoint_names_every_problem(tmp_path: Path) -> None:
@@ -128,7 +145,9 @@ def test_wrong_checkpoint_names_every_problem(tmp_path: Path) -> None:
     del state["time_embed.0.weight"]
     state["out.2.weight"] = torch.zeros(6, 16, 3, 3)
     torch.save(state, tmp_path / "bad.pt")
-    with pytest.raises(ValueError, match=r"bad\.pt.*missing keys: time_embed\.0\.weight.*out\.2\.weight"):
+    with pytest.raises(
+        ValueError, match=r"bad\.pt.*missing keys: time_embed\.0\.weight.*out\.2\.weight"
+    ):
         load_guided_diffusion(tmp_path / "bad.pt", cfg)
 
 
@@ -149,7 +168,12 @@ def test_forward_stages_compose_and_attention_bias_reaches_attention() -> None:
     model = UNetModel(unet_preset("tiny", cond_channels=1, num_classes=3))
     for p in model.parameters():
         torch.nn.init.normal_(p, std=0.2)
-    x, cond, t, y = torch.randn(2, 3, 16, 16), torch.randn(2, 1, 16, 16), torch.tensor([1, 2]), torch.tensor([0, 2])
+    x, cond, t, y = (
+        torch.randn(2, 3, 16, 16),
+        torch.randn(2, 1, 16, 16),
+        torch.tensor([1, 2]),
+        torch.tensor([0, 2]),
+    )
     emb = model.embed(t, y)
     h, skips = model.encode(torch.cat([x, cond], 1), emb)
     staged = model.output(model.decode(model.middle_block(h, emb), skips, emb))

@@ -110,7 +110,9 @@ def _additive(bias: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | N
     return torch.zeros(bias.shape, dtype=dtype, device=bias.device).masked_fill(~bias, -_math.inf)
 
 
-def _check_shapes(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None) -> None:
+def _check_shapes(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None
+) -> None:
     if q.dim() != 4 or k.dim() != 4 or v.dim() != 4:
         raise ValueError(
             f"attention expects (batch, heads, tokens, head_dim) tensors, got q{tuple(q.shape)}, "
@@ -118,12 +120,15 @@ def _check_shapes(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch
         )
     if q.shape[:2] != k.shape[:2] or k.shape[:3] != v.shape[:3] or q.shape[-1] != k.shape[-1]:
         raise ValueError(
-            f"attention shapes do not match: q{tuple(q.shape)}, k{tuple(k.shape)}, v{tuple(v.shape)}"
+            f"attention shapes do not match: "
+            f"q{tuple(q.shape)}, k{tuple(k.shape)}, v{tuple(v.shape)}"
         )
     if bias is not None:
         target = (q.shape[0], q.shape[1], q.shape[2], k.shape[2])
         if bias.dim() > 4 or _broadcast(bias.shape, target) != target:
-            raise ValueError(f"attention bias of shape {tuple(bias.shape)} does not broadcast to {target}")
+            raise ValueError(
+                f"attention bias of shape {tuple(bias.shape)} does not broadcast to {target}"
+            )
 
 
 def _broadcast(shape: torch.Size, target: tuple[int, ...]) -> tuple[int, ...] | None:

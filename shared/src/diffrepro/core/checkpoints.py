@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
@@ -31,16 +31,22 @@ CONFIG_KEY = "config"
 _MAX_LISTED = 20
 
 
-def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """The tensors stored in a ``.safetensors`` or pickle weights file, on the CPU."""
+def read_state_dict(path: str | os.PathLike, *, key: str | None = None) -> dict[str, torch.Tensor]:
+    """The tensors stored in a ``.safetensors`` or pickle weights file, on the CPU.
+
+    ``key`` selects a nested entry of a pickled dict (e.g. ``"ema_state_dict"``) instead of the
+    default (a top-level ``"state_dict"`` if present, else the whole dict).
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     suffix = path.suffix.lower()
     if suffix == ".safetensors":
+        if key is not None:
+            raise ValueError(f"{path}: key= only applies to pickled checkpoints")
         return _read_safetensors(path)
     if suffix in PICKLE_SUFFIXES:
-        return _read_pickle(path)
+        return _read_pickle(path, key)
     raise ValueError(
         f"unsupported checkpoint format {suffix!r} for {path}: use .safetensors, "
         + ", ".join(PICKLE_SUFFIXES)
@@ -95,10 +101,8 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
             f"{path} is not a .safetensors checkpoint (use read_state_dict for foreign files)"
         )
     state = read_state_dict(path)
-    with open(path, "rb") as fh:
-        header_len = int.from_bytes(fh.read(8), "little")
-        header = json.loads(fh.read(header_len))
-    raw = header.get("__metadata__", {}).get(CONFIG_KEY)
+    with safe_open(str(path), framework="pt") as fh:
+        raw = (fh.metadata() or {}).get(CONFIG_KEY)
     config = json.loads(raw) if raw is not None else {}
     return state, config
 
@@ -123,7 +127,7 @@ def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
         raise ValueError(f"cannot read safetensors file {path}: {err}") from None
 
 
-def _read_pickle(path: Path) -> dict[str, torch.Tensor]:
+def _read_pickle(path: Path, key: str | None) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except (
@@ -133,7 +137,12 @@ def _read_pickle(path: Path) -> dict[str, torch.Tensor]:
         raise ValueError(
             f"cannot read {path} as a weights-only torch checkpoint: {first_line}"
         ) from None
-    if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
+    if key is not None:
+        if not isinstance(obj, Mapping) or key not in obj:
+            found = ", ".join(map(str, obj)) if isinstance(obj, Mapping) else type(obj).__name__
+            raise ValueError(f"{path} has no entry {key!r} (found: {found})")
+        obj = obj[key]
+    elif isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
         obj = obj["state_dict"]
     if not isinstance(obj, Mapping):
         raise ValueError(f"{path} holds a {type(obj).__name__}, not a state dict")

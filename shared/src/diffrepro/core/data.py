@@ -22,7 +22,14 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 # Colour photographs shipped in skimage/data (see specs/offline_assets.md §1.1); licences are
 # public domain or CC0.
-SKIMAGE_PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "hubble_deep_field.jpg", "ihc.png")
+SKIMAGE_PHOTOS = (
+    "astronaut.png",
+    "chelsea.png",
+    "coffee.png",
+    "rocket.jpg",
+    "hubble_deep_field.jpg",
+    "ihc.png",
+)
 
 
 def load_image(path: str | os.PathLike) -> torch.Tensor:
@@ -68,7 +75,9 @@ def center_crop(image: torch.Tensor, size: int) -> torch.Tensor:
     return image[..., top : top + size, left : left + size]
 
 
-def random_crop(image: torch.Tensor, size: int, generator: torch.Generator | None = None) -> torch.Tensor:
+def random_crop(
+    image: torch.Tensor, size: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """A uniformly placed ``size``×``size`` crop (torch RNG, so training seeds control it)."""
     h, w = image.shape[-2:]
     _check_crop(h, w, size)
@@ -84,10 +93,13 @@ def _check_crop(h: int, w: int, size: int) -> None:
 
 class ImageFolder(torch.utils.data.Dataset):
     """Every image under ``root`` (recursively), resized so its shorter side is ``size`` and
-    cropped to ``size``×``size`` (``crop="center"`` or ``"random"``); ``size=None`` keeps images whole.
+    cropped to ``size``×``size`` (``crop="center"`` or ``"random"``); ``size=None`` keeps
+    images whole.
     """
 
-    def __init__(self, root: str | os.PathLike, size: int | None = None, crop: str = "center") -> None:
+    def __init__(
+        self, root: str | os.PathLike, size: int | None = None, crop: str = "center"
+    ) -> None:
         root = Path(root)
         if not root.is_dir():
             raise FileNotFoundError(f"image folder not found: {root}")
@@ -107,7 +119,11 @@ class ImageFolder(torch.utils.data.Dataset):
         if self.size is None:
             return image
         image = resize_shorter(image, self.size)
-        return center_crop(image, self.size) if self.crop == "center" else random_crop(image, self.size)
+        return (
+            center_crop(image, self.size)
+            if self.crop == "center"
+            else random_crop(image, self.size)
+        )
 
 
 def sample_photos(size: int | None = None) -> list[torch.Tensor] | torch.Tensor:
@@ -127,12 +143,15 @@ def _skimage_data_dir() -> Path:
     spec = importlib.util.find_spec("skimage")
     if spec is None or spec.origin is None:
         raise ModuleNotFoundError(
-            "the sample photos come from scikit-image: install it with `pip install diffrepro-core[demo]`"
+            "the sample photos come from scikit-image: "
+            "install it with `pip install diffrepro-core[demo]`"
         )
     return Path(spec.origin).parent / "data"
 
 
-def make_grid(images: torch.Tensor | Sequence[torch.Tensor], nrow: int | None = None, padding: int = 2) -> torch.Tensor:
+def make_grid(
+    images: torch.Tensor | Sequence[torch.Tensor], nrow: int | None = None, padding: int = 2
+) -> torch.Tensor:
     """Tile (N, C, H, W) images in [-1, 1] into one (C, H', W') image with ``nrow`` per row."""
     images = torch.stack(list(images)) if not isinstance(images, torch.Tensor) else images
     if images.ndim != 4:
@@ -148,7 +167,10 @@ def make_grid(images: torch.Tensor | Sequence[torch.Tensor], nrow: int | None = 
 
 
 def save_grid(
-    images: torch.Tensor | Sequence[torch.Tensor], path: str | os.PathLike, nrow: int | None = None, padding: int = 2
+    images: torch.Tensor | Sequence[torch.Tensor],
+    path: str | os.PathLike,
+    nrow: int | None = None,
+    padding: int = 2,
 ) -> Path:
     """Save images in [-1, 1] as one PNG grid (atomically)."""
     from diffrepro.core.checkpoints import atomic_write

@@ -22,11 +22,11 @@ All per-sample: every loss returns a tensor of shape (B,); take ``.mean()`` your
   variational-bound term in bits per dimension: ``KL(q(x_{t-1}|x_t,x0) || p(x_{t-1}|x_t))`` for
   index > 0 and the decoder NLL ``-log p(x0|x_1)`` at index 0.
 - ``diffusion_loss(model, x0, t, schedule, *, noise, prediction="eps", variance="fixed_small",
-  weights=None, vb_scale=1.0) -> dict``: noises x0, calls ``model(x_t, timesteps)`` once, returns
-  per-sample ``{"mse", "loss"}`` and, for a learned variance ("learned_range" / "learned"), ``"vb"``:
-  ADM's hybrid loss, where the vb term sees the prediction DETACHED so it trains only the variance
-  channels. ``loss = mse + vb_scale * vb``. ADM's RESCALED_MSE is ``vb_scale = T / 1000``; VIDM's
-  P2 fork uses ``weights=p2_weights(sched, 1, 1)`` with ``vb_scale=1``.
+  weights=None, vb_scale=1.0) -> dict``: noises x0, calls ``model(x_t, timesteps)`` once,
+  returns per-sample ``{"mse", "loss"}`` and, for a learned variance ("learned_range" /
+  "learned"), ``"vb"``: ADM's hybrid loss, where the vb term sees the prediction DETACHED so it
+  trains only the variance channels. ``loss = mse + vb_scale * vb``. ADM's RESCALED_MSE is
+  ``vb_scale = T / 1000``; VIDM's P2 fork uses ``weights=p2_weights(sched, 1, 1)``, ``vb_scale=1``.
 """
 
 from __future__ import annotations
@@ -96,7 +96,11 @@ def weighted_mse(
 def normal_kl(mean1: Tensor, logvar1: Tensor, mean2: Tensor, logvar2: Tensor) -> Tensor:
     """Elementwise KL(N(mean1, exp(logvar1)) || N(mean2, exp(logvar2))) in nats."""
     return 0.5 * (
-        -1.0 + logvar2 - logvar1 + torch.exp(logvar1 - logvar2) + (mean1 - mean2) ** 2 * torch.exp(-logvar2)
+        -1.0
+        + logvar2
+        - logvar1
+        + torch.exp(logvar1 - logvar2)
+        + (mean1 - mean2) ** 2 * torch.exp(-logvar2)
     )
 
 
@@ -114,7 +118,7 @@ def discretized_gaussian_log_likelihood(
     bin_half_width: float = 1.0 / 255,
     exact_cdf: bool = False,
 ) -> Tensor:
-    """Elementwise log-likelihood (nats) of quantised data in [-1, 1] under N(mean, exp(log_scale)^2)."""
+    """Elementwise log-likelihood (nats) of 8-bit data in [-1, 1], N(mean, exp(log_scale)^2)."""
     centered = x - mean
     inv_std = torch.exp(-log_scale)
     cdf_plus = _normal_cdf(inv_std * (centered + bin_half_width), exact_cdf)
@@ -138,9 +142,11 @@ def vb_term_bits(
     bin_half_width: float = 1.0 / 255,
     exact_cdf: bool = False,
 ) -> Tensor:
-    """Per-sample variational-bound term in bits/dim: posterior KL (t > 0) or decoder NLL (t = 0)."""
+    """Per-sample variational-bound term in bits/dim: posterior KL (t > 0), decoder NLL (t = 0)."""
     true_mean, _, true_log_var = schedule.posterior_mean_variance(x0, x_t, t)
-    kl = mean_flat(normal_kl(true_mean, true_log_var, model_mean, model_log_variance)) / math.log(2.0)
+    kl = mean_flat(normal_kl(true_mean, true_log_var, model_mean, model_log_variance)) / math.log(
+        2.0
+    )
     nll = -discretized_gaussian_log_likelihood(
         x0, model_mean, 0.5 * model_log_variance, bin_half_width=bin_half_width, exact_cdf=exact_cdf
     )
@@ -175,7 +181,7 @@ def diffusion_loss(
         abar = gather(schedule.alphas_cumprod, t, x_t)
         x0_pred, _ = x0_eps_from_prediction(pred.detach(), x_t, abar, prediction)
         mean, _, _ = schedule.posterior_mean_variance(x0_pred, x_t, t)
-        _, log_var = schedule.model_log_variance(t, x_t, variance, var_values)
+        _, log_var = schedule.model_variance(t, x_t, variance, var_values)
         terms["vb"] = vb_term_bits(schedule, x0, x_t, t, mean, log_var)
         terms["loss"] = terms["mse"] + vb_scale * terms["vb"]
     return terms

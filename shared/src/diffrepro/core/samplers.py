@@ -47,12 +47,25 @@ the model's (diffusers' default); ``eps_from_clipped_x0=True`` recomputes it fro
 
 Callback: ``callback(state: StepState) -> StepState | None`` runs once per step after the mean and
 variance are computed and before the noise is added. The sampler continues with the RETURNED
-state's ``mean``, ``variance`` and ``noise``: ``x_next = mean + sqrt(variance) * noise`` (noise None =
-deterministic). ``x``, ``model_output``, ``eps`` and ``x0`` are there to read. To replace the
+state's ``mean``, ``variance`` and ``noise``: ``x_next = mean + sqrt(variance) * noise`` (noise
+None = deterministic). ``x``, ``model_output``, ``eps`` and ``x0`` are there to read. To replace the
 prediction, recompute the mean from it, e.g. for DDPM
 ``schedule.posterior_mean_variance(new_x0, state.x, state.t_index)[0]`` and for DDIM
 ``ddim_mean_variance(new_x0, new_eps, state.alpha_bar, state.alpha_bar_prev, eta)``; use
-``dataclasses.replace(state, mean=...)``. ADIR-style guidance shifts ``mean`` using ``variance``.
+``dataclasses.replace(state, mean=...)``. Recipes::
+
+    def guidance(state):                      # ADIR / DPS style: shift the DDPM posterior mean
+        grad = data_term_gradient(state.x0)   # any tensor shaped like x
+        return dataclasses.replace(state, mean=state.mean - state.variance * grad)
+
+    def paste_known(state):                   # RePaint style: force known pixels of x_next
+        known = sched.q_sample(y, max(state.t_index - 1, 0), noise_y)   # any level you choose
+        return dataclasses.replace(state, mean=torch.where(mask, known, state.mean),
+                                   variance=torch.where(mask, 0, state.variance))
+
+Own loops: the pieces are public and pure: ``split_output``, ``x0_eps_from_prediction``,
+``schedule.posterior_mean_variance``, ``schedule.model_variance``, ``ddim_mean_variance`` and
+``per_sample_noise``.
 
 Grad mode: the samplers run under ``torch.no_grad()`` unless ``enable_grad=True`` (then the caller's
 grad mode is kept, e.g. for guidance that differentiates through the model; detach what you keep).
@@ -101,7 +114,9 @@ class StepState:
 # ----------------------------------------------------------------------------- seeding
 
 
-def make_generators(seeds: Sequence[int], device: str | torch.device = "cpu") -> list[torch.Generator]:
+def make_generators(
+    seeds: Sequence[int], device: str | torch.device = "cpu"
+) -> list[torch.Generator]:
     """One seeded ``torch.Generator`` per sample."""
     return [torch.Generator(device).manual_seed(int(s)) for s in seeds]
 
@@ -141,12 +156,15 @@ def split_output(output: Tensor, x: Tensor, variance: str) -> tuple[Tensor, Tens
     if variance in LEARNED_VARIANCES:
         if output.shape[1] != 2 * x.shape[1]:
             raise ValueError(
-                f"variance={variance!r} needs {2 * x.shape[1]} output channels, got {output.shape[1]}"
+                f"variance={variance!r} needs {2 * x.shape[1]} output channels, "
+                f"got {output.shape[1]}"
             )
         pred, var_values = output.chunk(2, dim=1)
         return pred, var_values
     if output.shape != x.shape:
-        raise ValueError(f"model output shape {tuple(output.shape)} != sample shape {tuple(x.shape)}")
+        raise ValueError(
+            f"model output shape {tuple(output.shape)} != sample shape {tuple(x.shape)}"
+        )
     return output, None
 
 
@@ -182,7 +200,9 @@ def ddim_mean_variance(
 
 
 def _timestep_batch(schedule: Schedule, t_index: int, x: Tensor) -> Tensor:
-    return torch.full((x.shape[0],), int(schedule.timesteps[t_index]), device=x.device, dtype=torch.long)
+    return torch.full(
+        (x.shape[0],), int(schedule.timesteps[t_index]), device=x.device, dtype=torch.long
+    )
 
 
 def _advance(state: StepState, callback: Callback | None) -> Tensor:
@@ -242,11 +262,12 @@ def sample_ddpm(
             x0, eps = x0_eps_from_prediction(pred, x, gather(abar, t, x), prediction)
             x0 = _clip(x0, clip_x0)
             mean, _, _ = schedule.posterior_mean_variance(x0, x, t)
-            var, _ = schedule.model_log_variance(t, x, variance, var_values)
+            var, _ = schedule.model_variance(t, x, variance, var_values)
             noise = per_sample_noise(x.shape, generator, x.device, x.dtype) if t > 0 else None
             state = StepState(
-                i, t, int(schedule.timesteps[t]), float(abar[t]),
-                float(schedule.alphas_cumprod_prev[t]), x, output, eps, x0, mean, var, noise,
+                i=i, t_index=t, timestep=int(schedule.timesteps[t]), alpha_bar=float(abar[t]),
+                alpha_bar_prev=float(schedule.alphas_cumprod_prev[t]), x=x, model_output=output,
+                eps=eps, x0=x0, mean=mean, variance=var, noise=noise,
             )  # fmt: skip
             x = _advance(state, callback)
     return x
@@ -279,7 +300,9 @@ def sample_ddim(
             a_prev = float(abar[grid[i + 1]]) if i + 1 < len(grid) else float(final_alpha_cumprod)
             output = model(x, _timestep_batch(schedule, t, x))
             pred, _ = split_output(output, x, variance)
-            x0, eps = x0_eps_from_prediction(pred, x, torch.tensor(a_t, dtype=torch.float64), prediction)
+            x0, eps = x0_eps_from_prediction(
+                pred, x, torch.tensor(a_t, dtype=torch.float64), prediction
+            )
             x0, eps = x0.to(x.dtype), eps.to(x.dtype)
             if clip_x0 is not None:
                 x0 = _clip(x0, clip_x0)
@@ -288,8 +311,10 @@ def sample_ddim(
             mean, var = ddim_mean_variance(x0, eps, a_t, a_prev, eta)
             noise = per_sample_noise(x.shape, generator, x.device, x.dtype) if eta > 0 else None
             state = StepState(
-                i, t, int(schedule.timesteps[t]), a_t, a_prev, x, output, eps, x0, mean, var, noise
-            )
+                i=i, t_index=t, timestep=int(schedule.timesteps[t]), alpha_bar=a_t,
+                alpha_bar_prev=a_prev, x=x, model_output=output, eps=eps, x0=x0, mean=mean,
+                variance=var, noise=noise,
+            )  # fmt: skip
             x = _advance(state, callback)
     return x
 
@@ -317,7 +342,9 @@ def invert_ddim(
     abar = schedule.alphas_cumprod
     x = x0
     with _grad_context(enable_grad):
-        for i, k in enumerate(tqdm(range(len(grid) - 1, -1, -1), disable=not progress, desc="invert")):
+        for i, k in enumerate(
+            tqdm(range(len(grid) - 1, -1, -1), disable=not progress, desc="invert")
+        ):
             t = grid[k]
             a_from = float(abar[grid[k + 1]]) if k + 1 < len(grid) else float(final_alpha_cumprod)
             a_to = float(abar[t])
@@ -328,8 +355,10 @@ def invert_ddim(
             x0_hat, eps = x0_hat.to(x.dtype), eps.to(x.dtype)
             mean, var = ddim_mean_variance(x0_hat, eps, a_from, a_to, 0.0)
             state = StepState(
-                i, t, int(schedule.timesteps[t]), a_from, a_to, x, output, eps, x0_hat, mean, var, None
-            )
+                i=i, t_index=t, timestep=int(schedule.timesteps[t]), alpha_bar=a_from,
+                alpha_bar_prev=a_to, x=x, model_output=output, eps=eps, x0=x0_hat, mean=mean,
+                variance=var, noise=None,
+            )  # fmt: skip
             x = _advance(state, callback)
     return x
 
@@ -370,7 +399,9 @@ def cfg_model(
         if scale == 1.0:
             return model(x, t, cond)
         if batched:
-            out_u, out_c = model(torch.cat([x, x]), torch.cat([t, t]), _cat_cond(uncond, cond)).chunk(2)
+            out_u, out_c = model(
+                torch.cat([x, x]), torch.cat([t, t]), _cat_cond(uncond, cond)
+            ).chunk(2)
         else:
             out_u, out_c = model(x, t, uncond), model(x, t, cond)
         n = out_c.shape[1] if guided_channels is None else guided_channels
@@ -382,17 +413,3 @@ def cfg_model(
         return torch.cat([g, out_c[:, n:]], dim=1)
 
     return guided
-
-
-__all__ = [
-    "StepState",
-    "cfg_model",
-    "ddim_mean_variance",
-    "invert_ddim",
-    "make_generators",
-    "per_sample_noise",
-    "sample_ddim",
-    "sample_ddpm",
-    "split_output",
-    "x0_eps_from_prediction",
-]

@@ -17,9 +17,10 @@ The ``Schedule`` object (frozen dataclass; arrays are float64 numpy, read only):
     sched = Schedule.from_betas(linear_betas(1000))      # or Schedule.named("cosine", 1000)
     sched = Schedule.from_alphas_cumprod(abar)           # e.g. buffers of a checkpoint
     sched.betas, sched.alphas, sched.alphas_cumprod, sched.alphas_cumprod_prev, sched.snr
-    sched.timesteps        # int64: the ORIGINAL model timestep of each index (arange(T) unless respaced)
-    sched.num_train_timesteps                            # T of the schedule the model was trained on
-    len(sched)                                           # number of steps of this (maybe respaced) chain
+    sched.timesteps            # int64: the ORIGINAL model timestep of each index (arange(T) if not
+                               # respaced)
+    sched.num_train_timesteps  # T of the schedule the model was trained on
+    len(sched)                 # number of steps of this (maybe respaced) chain
 
 Every tensor method takes ``t``: an index into THIS schedule (int or LongTensor of shape (B,));
 coefficients are gathered in float64 and cast to ``x.dtype`` and ``x.device``, broadcast over the
@@ -33,18 +34,20 @@ non-batch dimensions. Float64 inputs stay float64.
   ``v_target(x0, eps, t)`` = ``sqrt(abar) eps - sqrt(1 - abar) x0`` (training target).
 - ``posterior_mean_variance(x0, x_t, t) -> (mean, variance, log_variance)``: q(x_{t-1} | x_t, x0);
   the log variance is ADM's clipped one (index 0 uses index 1's value).
-- ``model_log_variance(t, x, kind, var_values=None) -> (variance, log_variance)``, with ``kind``:
+- ``model_variance(t, x, kind, var_values=None) -> (variance, log_variance)``, with ``kind``:
   "fixed_small" (posterior variance), "fixed_large" (betas, index 0 uses the posterior variance of
   index 1, as ADM), "learned_range" (ADM: ``var_values`` in [-1, 1] interpolates the log variance
-  between the posterior variance (-1) and beta (+1)), "learned" (``var_values`` is the log variance).
+  between the posterior variance (-1) and beta (+1)), "learned" (``var_values`` is the log
+  variance).
 
 Respacing (sampling a 1000-step model in fewer steps):
 
 - ``space_timesteps(num_timesteps, section_counts)``: guided-diffusion's strings, e.g. "ddim50"
   (stride ``T // 50``: 0, 20, ..., 980), "50" or "10,10,10" (per-section evenly spaced, both ends
   of each section included), or a list of ints. Returns a sorted ascending list of kept timesteps.
-- ``spaced_timesteps(num_train_timesteps, num_steps, spacing="leading", steps_offset=0)``: diffusers'
-  ``set_timesteps`` grid (DESCENDING int64 array), spacing "leading" | "trailing" | "linspace".
+- ``spaced_timesteps(num_train_timesteps, num_steps, spacing="leading", steps_offset=0)``:
+  diffusers' ``set_timesteps`` grid (DESCENDING int64 array), spacing "leading" | "trailing" |
+  "linspace".
   SD: ``spaced_timesteps(1000, 50, "leading", steps_offset=1)`` = 981, 961, ..., 1.
 - ``sched.respace(kept_timesteps)``: a new Schedule over the kept original timesteps (any order
   accepted, sorted ascending), with betas ``1 - abar[s_i] / abar[s_{i-1}]`` so its alpha-bars
@@ -57,6 +60,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -137,21 +141,18 @@ def space_timesteps(num_timesteps: int, section_counts: str | Sequence[int]) -> 
     ``"ddimN"`` keeps every ``T // N``-th step starting at 0 (it must give exactly N steps).
     Otherwise ``section_counts`` ("10,10,10" or [10, 10, 10]) splits the chain into equal sections
     (the first ones one longer when T does not divide) and keeps that many evenly spaced steps of
-    each, both ends of a section included (rounded down).
+    each, both ends of a section included (positions rounded to nearest, as guided-diffusion).
     """
     if isinstance(section_counts, str):
-        if section_counts.startswith("ddim"):
-            desired = int(section_counts[len("ddim") :])
-            for stride in range(1, num_timesteps):
-                if len(range(0, num_timesteps, stride)) == desired:
-                    return list(range(0, num_timesteps, stride))
-            raise ValueError(f"cannot create exactly {desired} steps with an integer stride")
         try:
-            section_counts = [int(c) for c in section_counts.split(",")]
+            counts = [int(c) for c in section_counts.removeprefix("ddim").split(",")]
         except ValueError:
             raise ValueError(
                 f"bad respacing {section_counts!r}: use e.g. 'ddim50', '50' or '10,10,10'"
             ) from None
+        if section_counts.startswith("ddim"):
+            return _ddim_stride(num_timesteps, counts[0])
+        section_counts = counts
     size_per, extra = divmod(num_timesteps, len(section_counts))
     kept: list[int] = []
     start = 0
@@ -168,6 +169,13 @@ def space_timesteps(num_timesteps: int, section_counts: str | Sequence[int]) -> 
     return kept
 
 
+def _ddim_stride(num_timesteps: int, desired: int) -> list[int]:
+    for stride in range(1, num_timesteps):
+        if len(range(0, num_timesteps, stride)) == desired:
+            return list(range(0, num_timesteps, stride))
+    raise ValueError(f"cannot create exactly {desired} steps with an integer stride")
+
+
 def spaced_timesteps(
     num_train_timesteps: int,
     num_steps: int,
@@ -176,12 +184,15 @@ def spaced_timesteps(
 ) -> np.ndarray:
     """diffusers' ``set_timesteps`` grid, DESCENDING (the order sampling visits them).
 
-    "leading": ``arange(N) * (T // N) + steps_offset``; "trailing": ``round(arange(T, 0, -T/N)) - 1``;
-    "linspace": ``round(linspace(0, T - 1, N))``. steps_offset only applies to "leading", as in diffusers.
+    "leading": ``arange(N) * (T // N) + steps_offset``;
+    "trailing": ``round(arange(T, 0, -T/N)) - 1``;
+    "linspace": ``round(linspace(0, T - 1, N))``.
+    steps_offset only applies to "leading", as in diffusers.
     """
     _check_steps(num_steps)
     if num_steps > num_train_timesteps:
         raise ValueError(f"num_steps={num_steps} exceeds num_train_timesteps={num_train_timesteps}")
+    grid: np.ndarray
     if spacing == "leading":
         grid = np.arange(num_steps) * (num_train_timesteps // num_steps) + steps_offset
     elif spacing == "trailing":
@@ -213,7 +224,7 @@ def _readonly(a: np.ndarray) -> np.ndarray:
     return a
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class Schedule:
     """A discrete diffusion schedule (see the module docstring for the full API)."""
 
@@ -269,36 +280,51 @@ class Schedule:
     def __len__(self) -> int:
         return len(self.betas)
 
-    @property
+    def __repr__(self) -> str:
+        t, abar = self.timesteps, self.alphas_cumprod
+        return (
+            f"Schedule({len(self)} steps over timesteps {t[0]}..{t[-1]} "
+            f"of {self.num_train_timesteps}, abar {abar[0]:.4g}..{abar[-1]:.4g})"
+        )
+
+    @cached_property
     def alphas(self) -> np.ndarray:
-        return 1.0 - self.betas
+        return _readonly(1.0 - self.betas)
 
-    @property
+    @cached_property
     def alphas_cumprod(self) -> np.ndarray:
-        return np.cumprod(self.alphas)
+        return _readonly(np.cumprod(self.alphas))
 
-    @property
+    @cached_property
     def alphas_cumprod_prev(self) -> np.ndarray:
         """alpha-bar of the previous index; 1.0 before index 0."""
-        return np.append(1.0, self.alphas_cumprod[:-1])
+        return _readonly(np.append(1.0, self.alphas_cumprod[:-1]))
 
-    @property
+    @cached_property
     def snr(self) -> np.ndarray:
         """Signal-to-noise ratio ``abar / (1 - abar)`` per index."""
         abar = self.alphas_cumprod
-        return abar / (1.0 - abar)
+        return _readonly(abar / (1.0 - abar))
 
-    @property
+    @cached_property
     def posterior_variance(self) -> np.ndarray:
         """``beta_t (1 - abar_{t-1}) / (1 - abar_t)`` (0 at index 0)."""
-        return self.betas * (1.0 - self.alphas_cumprod_prev) / (1.0 - self.alphas_cumprod)
+        var = self.betas * (1.0 - self.alphas_cumprod_prev) / (1.0 - self.alphas_cumprod)
+        return _readonly(var)
 
-    @property
+    @cached_property
     def posterior_log_variance_clipped(self) -> np.ndarray:
         """log of the posterior variance, index 0 using index 1's value (ADM); finite everywhere."""
         var = self.posterior_variance
         first = var[1] if len(var) > 1 else self.betas[0]
-        return np.log(np.append(first, var[1:]))
+        return _readonly(np.log(np.append(first, var[1:])))
+
+    @cached_property
+    def _posterior_mean_coefs(self) -> tuple[np.ndarray, np.ndarray]:
+        abar, abar_prev = self.alphas_cumprod, self.alphas_cumprod_prev
+        coef_x0 = self.betas * np.sqrt(abar_prev) / (1.0 - abar)
+        coef_xt = (1.0 - abar_prev) * np.sqrt(self.alphas) / (1.0 - abar)
+        return coef_x0, coef_xt
 
     # -- forward process and conversions
 
@@ -338,7 +364,9 @@ class Schedule:
         a, s = self._coefs(t, x0)
         return a * eps - s * x0
 
-    def convert(self, x_t: Tensor, t: int | Tensor, value: Tensor, source: str, target: str) -> Tensor:
+    def convert(
+        self, x_t: Tensor, t: int | Tensor, value: Tensor, source: str, target: str
+    ) -> Tensor:
         """Convert a prediction between "eps", "x0" and "v" (identity when source == target)."""
         for name in (source, target):
             if name not in PREDICTIONS:
@@ -353,16 +381,18 @@ class Schedule:
         self, x0: Tensor, x_t: Tensor, t: int | Tensor
     ) -> tuple[Tensor, Tensor, Tensor]:
         """Mean, variance and clipped log variance of q(x_{t-1} | x_t, x0)."""
-        abar, abar_prev = self.alphas_cumprod, self.alphas_cumprod_prev
-        coef_x0 = self.betas * np.sqrt(abar_prev) / (1.0 - abar)
-        coef_xt = (1.0 - abar_prev) * np.sqrt(self.alphas) / (1.0 - abar)
+        coef_x0, coef_xt = self._posterior_mean_coefs
         mean = gather(coef_x0, t, x_t) * x0 + gather(coef_xt, t, x_t) * x_t
         variance = gather(self.posterior_variance, t, x_t).expand_as(x_t)
         log_variance = gather(self.posterior_log_variance_clipped, t, x_t).expand_as(x_t)
         return mean, variance, log_variance
 
-    def model_log_variance(
-        self, t: int | Tensor, x: Tensor, kind: str = "fixed_small", var_values: Tensor | None = None
+    def model_variance(
+        self,
+        t: int | Tensor,
+        x: Tensor,
+        kind: str = "fixed_small",
+        var_values: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """The reverse-step variance and log variance of ``kind`` (see module docstring)."""
         if kind == "fixed_small":

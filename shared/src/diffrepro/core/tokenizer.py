@@ -34,17 +34,15 @@ class CLIPTokenizer:
 
     def __init__(
         self,
-        vocab_file: str | os.PathLike,
-        merges_file: str | os.PathLike,
+        vocab: dict[str, int],
+        merges: list[tuple[str, str]],
         *,
         max_length: int = 77,
         pad_token: str = EOS,
     ) -> None:
-        vocab = _read_vocab(Path(vocab_file))
-        merges = _read_merges(Path(merges_file))
         for token in (BOS, EOS, pad_token):
             if token not in vocab:
-                raise ValueError(f"{vocab_file} has no entry for the special token {token!r}")
+                raise ValueError(f"the vocabulary has no entry for the special token {token!r}")
         model = BPE(vocab=vocab, merges=merges, end_of_word_suffix="</w>", unk_token=EOS)
         self._tok = Tokenizer(model)
         self._tok.normalizer = normalizers.Sequence(
@@ -61,17 +59,31 @@ class CLIPTokenizer:
         self.pad_id = vocab[pad_token]
 
     @classmethod
-    def from_pretrained(cls, folder: str | os.PathLike, *, max_length: int | None = None):
-        """Load ``vocab.json``, ``merges.txt`` and (if present) the pad token / model_max_length."""
+    def from_files(
+        cls, vocab_file: str | os.PathLike, merges_file: str | os.PathLike, **kwargs
+    ) -> CLIPTokenizer:
+        """From a ``vocab.json`` and a ``merges.txt`` (the files of the SD hub folders)."""
+        return cls(_read_vocab(Path(vocab_file)), _read_merges(Path(merges_file)), **kwargs)
+
+    @classmethod
+    def from_pretrained(
+        cls, folder: str | os.PathLike, *, max_length: int | None = None
+    ) -> CLIPTokenizer:
+        """Load a transformers tokenizer folder: ``vocab.json`` + ``merges.txt`` (v4 layout) or
+        ``tokenizer.json`` (what transformers v5 saves; its non-special added tokens, e.g.
+        Textual Inversion placeholders, are added too), plus the pad token and
+        ``model_max_length`` from ``tokenizer_config.json`` / ``special_tokens_map.json``."""
         folder = Path(folder)
-        settings = {**_read_json(folder / "special_tokens_map.json")}
-        config = _read_json(folder / "tokenizer_config.json")
-        pad = config.get("pad_token", settings.get("pad_token", EOS))
+        config = {**_read_json(folder / "special_tokens_map.json"), **_read_json(folder / "tokenizer_config.json")}
+        pad = config.get("pad_token", EOS)
         pad = pad.get("content", EOS) if isinstance(pad, dict) else pad
         if max_length is None:
             max_length = int(config.get("model_max_length", 77))
             max_length = max_length if max_length <= 4096 else 77  # "unbounded" sentinel values
-        return cls(folder / "vocab.json", folder / "merges.txt", max_length=max_length, pad_token=pad)
+        settings = {"max_length": max_length, "pad_token": pad}
+        if (folder / "vocab.json").is_file() or not (folder / "tokenizer.json").is_file():
+            return cls.from_files(folder / "vocab.json", folder / "merges.txt", **settings)
+        return _from_tokenizer_json(cls, folder / "tokenizer.json", settings)
 
     @property
     def vocab_size(self) -> int:
@@ -143,6 +155,22 @@ def write_vocab_files(folder: str | os.PathLike, words: list[str]) -> dict[str, 
     lines = ["#version: 0.2", *(f"{a} {b}" for a, b in merges)]
     (folder / "merges.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return vocab
+
+
+def _from_tokenizer_json(cls: type[CLIPTokenizer], path: Path, settings: dict) -> CLIPTokenizer:
+    data = _read_json(path, required=True)
+    model = data.get("model", {}) if isinstance(data, dict) else {}
+    if model.get("type") != "BPE" or not isinstance(model.get("vocab"), dict):
+        raise ValueError(f"{path} does not hold a BPE tokenizer")
+    merges = [tuple(m.split()) if isinstance(m, str) else tuple(m) for m in model.get("merges", [])]
+    added = [t for t in data.get("added_tokens", []) if not t.get("special")]
+    vocab = {**model["vocab"], **{t["content"]: t["id"] for t in data.get("added_tokens", []) if t.get("special")}}
+    tokenizer = cls(vocab, merges, **settings)
+    for token in sorted(added, key=lambda t: t["id"]):
+        (new_id,) = tokenizer.add_tokens([token["content"]])
+        if new_id != token["id"]:
+            raise ValueError(f"{path}: added token {token['content']!r} has id {token['id']}, expected {new_id}")
+    return tokenizer
 
 
 def _read_vocab(path: Path) -> dict[str, int]:

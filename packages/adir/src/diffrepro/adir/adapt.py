@@ -55,7 +55,7 @@ def finetune(
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         if log is not None:
             log(step, losses[-1])
     model.eval()

@@ -12,6 +12,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from diffrepro.core.models.unet import UNetConfig, unet_preset
+from diffrepro.core.train import TrainConfig
 
 from .guidance import GuidanceConfig
 from .tasks import TaskConfig
@@ -41,19 +42,6 @@ class AdaptConfig:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """Training of a base pixel model on an image folder (``adir train``)."""
-
-    steps: int = 20000
-    batch_size: int = 32
-    lr: float = 2e-4
-    ema_decay: float = 0.999
-    grad_clip: float = 1.0
-    log_every: int = 50
-    save_every: int = 1000
-
-
-@dataclass(frozen=True)
 class ADIRConfig:
     unet: UNetConfig = field(default_factory=lambda: unet_preset("imagenet256_uncond"))
     schedule: str = "linear"
@@ -64,7 +52,7 @@ class ADIRConfig:
     task: TaskConfig = TaskConfig()
     guidance: GuidanceConfig = GuidanceConfig()
     adapt: AdaptConfig = AdaptConfig()
-    train: TrainConfig = TrainConfig()
+    train: TrainConfig = TrainConfig(steps=20000, batch_size=32, lr=1e-4, checkpoint_every=1000)
 
     @property
     def variance(self) -> str:
@@ -91,13 +79,13 @@ PRESETS: dict[str, ADIRConfig] = {
         noise_sigma=0.02,
         guidance=GuidanceConfig(scale=2.0),
         adapt=AdaptConfig(k=8, lr=1e-3, iterations=60, batch_size=6),
-        train=TrainConfig(steps=1500, batch_size=24, lr=1e-3, ema_decay=0.99, save_every=500),
+        train=TrainConfig(steps=1500, batch_size=24, lr=1e-3, ema_decay=0.99, checkpoint_every=500),
     ),
     "tiny": ADIRConfig(
         unet=dataclasses.replace(unet_preset("tiny"), model_channels=8, num_groups=4),
         sample_steps="5",
         noise_sigma=0.02,
         adapt=AdaptConfig(k=3, rank=2, alpha=1.0, lr=1e-3, iterations=2, batch_size=2),
-        train=TrainConfig(steps=3, batch_size=4, lr=1e-3, log_every=1, save_every=2),
+        train=TrainConfig(steps=3, batch_size=4, lr=1e-3, ema_decay=0.9, log_every=1, checkpoint_every=2),
     ),
 }

@@ -15,6 +15,7 @@ from diffrepro.core.checkpoints import load_checkpoint, load_state_dict
 from diffrepro.core.config import config_from_dict
 from diffrepro.core.models.unet import UNetConfig, UNetModel, load_guided_diffusion
 from diffrepro.core.schedules import Schedule, space_timesteps
+from diffrepro.core.train import latest_checkpoint
 
 from .config import ADIRConfig
 
@@ -24,18 +25,32 @@ def build_model(cfg: ADIRConfig) -> UNetModel:
 
 
 def load_model(path: str | os.PathLike, cfg: ADIRConfig) -> tuple[UNetModel, ADIRConfig]:
-    """Weights from ``path``; our checkpoints also bring their UNet config (returned in cfg)."""
+    """Weights from a file or an ``adir train`` run folder (its latest EMA weights).
+
+    Our checkpoints also bring their UNet config, returned in the updated ``cfg``.
+    """
     path = Path(path)
+    if path.is_dir():
+        path = _latest_weights(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     if path.suffix.lower() == ".safetensors":
         state, saved = load_checkpoint(path)
-        if "unet" in saved:
-            cfg = replace(cfg, unet=config_from_dict(UNetConfig, saved["unet"]))
+        unet = saved.get("model", {}).get("unet")
+        if unet is not None:
+            cfg = replace(cfg, unet=config_from_dict(UNetConfig, unet))
         model = UNetModel(cfg.unet)
         load_state_dict(model, state, source=str(path))
         return model.eval(), cfg
     return load_guided_diffusion(path, cfg.unet).eval(), cfg
+
+
+def _latest_weights(run_dir: Path) -> Path:
+    folder = latest_checkpoint(run_dir)
+    if folder is None:
+        raise FileNotFoundError(f"no training checkpoint in {run_dir} (expected checkpoints/latest)")
+    ema = folder / "ema.safetensors"
+    return ema if ema.is_file() else folder / "model.safetensors"
 
 
 def train_schedule(cfg: ADIRConfig) -> Schedule:

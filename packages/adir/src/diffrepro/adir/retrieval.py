@@ -21,7 +21,7 @@ from scipy.spatial import cKDTree
 from tqdm.auto import tqdm
 
 from .embedders import Embedder
-from .images import IMAGE_SUFFIXES, load_image
+from .images import IMAGE_EXTENSIONS, load_image
 
 METHODS = ("kdtree", "brute")
 
@@ -35,9 +35,9 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"image folder not found: {folder}")
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
     if not files:
-        raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found in {folder}")
+        raise ValueError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found in {folder}")
     return files
 
 

@@ -74,13 +74,13 @@ class DiffMotionConfig:
 PRESETS: dict[str, DiffMotionConfig] = {
     "paper": DiffMotionConfig(),
     "demo": DiffMotionConfig(
-        model=ModelConfig(lstm_hidden=128, lstm_layers=2, lstm_dropout=0.1),
+        model=ModelConfig(lstm_hidden=96, lstm_layers=2, lstm_dropout=0.1),
         sampling=SamplingConfig(steps=25),
-        clip_frames=80,
-        clip_hop=20,
-        batch_size=32,
+        clip_frames=60,
+        clip_hop=15,
+        batch_size=16,
         lr=2e-3,
-        steps=1200,
+        steps=450,
     ),
     "tiny": DiffMotionConfig(
         model=ModelConfig(

@@ -1,7 +1,8 @@
 """Procedural gestures that follow speech, on the in-code skeleton, at 60 fps.
 
-From the audio's loudness envelope: arms rise into the gesture space while the voice is active
-and relax to rest in pauses; at energy onsets, with probability ``beat_probability``, a beat
+From the audio's loudness envelope: arms rise slowly into the gesture space while the voice is
+active and relax to rest in pauses; the hands gesticulate with an amplitude that follows the
+loudness; at energy onsets, with probability ``beat_probability``, a beat
 stroke (right hand, left hand, both hands opening, or a head nod) fires with an amplitude set by
 the loudness there, random handedness and +-50 ms jitter; a slow Ornstein-Uhlenbeck sway moves
 spine, neck and head all the time. The same audio therefore has many valid gestures, with known
@@ -60,12 +61,12 @@ def _ou(frames: int, rng: np.random.Generator, scale: float, tau: float) -> np.n
 
 
 def _activity(energy: np.ndarray) -> np.ndarray:
-    """Voice activity smoothed with a 0.15 s attack and a 0.6 s release, in [0, 1]."""
+    """Voice activity smoothed with a 0.4 s attack and a 1.2 s release, in [0, 1]."""
     active = (energy > 0.08).astype(float)
     out = np.zeros_like(active)
     level = 0.0
     for i, a in enumerate(active):
-        tau = 0.15 if a > level else 0.6
+        tau = 0.4 if a > level else 1.2
         level += (a - level) * (1 - np.exp(-1.0 / (tau * MOTION_FPS)))
         out[i] = level
     return out
@@ -79,6 +80,10 @@ def gesture_motion(
     energy = loudness(audio, sample_rate, MOTION_FPS, frames)
     active = _activity(energy)
     time = np.arange(frames) / MOTION_FPS
+    kernel = np.hanning(int(0.2 * MOTION_FPS))
+    smooth_energy = np.convolve(energy, kernel / kernel.sum(), mode="same")
+    rate, phase = rng.uniform(1.5, 3.0), rng.uniform(0, 2 * np.pi, 2)
+    gesticulation = [8.0 * smooth_energy * np.sin(2 * np.pi * rate * time + p) for p in phase]
     strokes = {name: np.zeros(frames) for name in STROKES}
     for onset in onsets(energy, MOTION_FPS):
         if rng.random() > beat_probability:
@@ -86,7 +91,7 @@ def gesture_motion(
         kind = STROKES[rng.choice(4, p=[0.35, 0.25, 0.25, 0.15])]
         centre = (onset + rng.integers(-3, 4)) / MOTION_FPS + 0.05
         amplitude = (0.4 + 0.6 * energy[onset:onset + 6].max()) * rng.uniform(0.7, 1.3)
-        strokes[kind] += amplitude * np.exp(-0.5 * ((time - centre) / 0.12) ** 2)
+        strokes[kind] += amplitude * np.exp(-0.5 * ((time - centre) / 0.1) ** 2)
     right = strokes["right"] + strokes["both"]
     left = strokes["left"] + strokes["both"]
     angles = {name: np.zeros((frames, 3)) for name in upper_body_skeleton().names}  # Z, X, Y
@@ -96,11 +101,12 @@ def gesture_motion(
     angles["Neck"][:, 2] = _ou(frames, rng, 3.0, 1.2)
     angles["Head"][:, 1] = _ou(frames, rng, 2.0, 1.0) + 10.0 * strokes["nod"]
     angles["Head"][:, 2] = _ou(frames, rng, 3.0, 1.5)
-    for side, beat, sign in (("Right", right, -1.0), ("Left", left, 1.0)):
+    for side, beat, sign, wave in (("Right", right, -1.0, gesticulation[0]),
+                                   ("Left", left, 1.0, gesticulation[1])):
         angles[f"{side}Shoulder"][:, 0] = sign * 3.0 * beat
         angles[f"{side}Arm"][:, 0] = sign * (8.0 + 8.0 * active + 14.0 * strokes["both"])
         angles[f"{side}Arm"][:, 1] = -12.0 * active - 12.0 * beat
-        angles[f"{side}ForeArm"][:, 1] = -(12.0 + 45.0 * active) - 30.0 * beat
+        angles[f"{side}ForeArm"][:, 1] = -(12.0 + 30.0 * active) - 30.0 * beat + wave
         angles[f"{side}ForeArm"][:, 2] = sign * -10.0 * active
         angles[f"{side}Hand"][:, 1] = -10.0 * beat
     skeleton = upper_body_skeleton()

@@ -106,8 +106,9 @@ def train(
     save_config(cfg, out_dir / "config.json")
     models = build_models(cfg, device)
     tc = cfg.train
-    opt_g = torch.optim.Adam(models.generator.parameters(), lr=tc.lr, betas=tc.betas, eps=1e-8)
-    opt_d = torch.optim.Adam(models.discriminator.parameters(), lr=tc.lr, betas=tc.betas, eps=1e-8)
+    betas = (float(tc.betas[0]), float(tc.betas[1]))
+    opt_g = torch.optim.Adam(models.generator.parameters(), lr=tc.lr, betas=betas, eps=1e-8)
+    opt_d = torch.optim.Adam(models.discriminator.parameters(), lr=tc.lr, betas=betas, eps=1e-8)
     weights = {"adv": tc.adv_weight, "pcp": tc.perceptual_weight, "nll": tc.nll_weight}
     history: list[dict[str, float]] = []
     with SummaryWriter(str(out_dir / "tensorboard")) as writer:

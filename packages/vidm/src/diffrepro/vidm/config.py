@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from diffrepro.core.config import select_preset
 from diffrepro.core.models.unet import UNetConfig
+from diffrepro.core.train import TrainConfig
 from diffrepro.vidm.content import ContentNetConfig
 from diffrepro.vidm.diffusion import DiffusionConfig
 from diffrepro.vidm.motion_unet import MotionNetConfig
@@ -57,18 +58,6 @@ class FlowConfig:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    steps: int = 800_000
-    batch_size: int = 12
-    lr: float = 2e-5
-    weight_decay: float = 0.01
-    grad_clip: float = 1.0
-    ema_decay: float = 0.999
-    log_every: int = 100
-    checkpoint_every: int = 1000
-
-
-@dataclass(frozen=True)
 class GenerationConfig:
     frames: int = 64
     num_videos: int = 4
@@ -84,7 +73,11 @@ class VIDMConfig:
     motion: MotionNetConfig = field(default_factory=MotionNetConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     flow: FlowConfig = field(default_factory=FlowConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
+    train: TrainConfig = field(
+        default_factory=lambda: TrainConfig(
+            steps=800_000, batch_size=12, lr=2e-5, weight_decay=0.01, ema_decay=0.999, log_every=100, checkpoint_every=1000
+        )
+    )
     generation: GenerationConfig = field(default_factory=GenerationConfig)
 
     def __post_init__(self) -> None:

@@ -149,4 +149,4 @@ def embedded_photos() -> list[Tensor]:
     """The photos embedded in the scikit-image wheel, (3, H, W) in [-1, 1]."""
     from diffrepro.core.data import sample_photos
 
-    return [torch.as_tensor(p, dtype=torch.float32) for p in sample_photos()]
+    return list(sample_photos())

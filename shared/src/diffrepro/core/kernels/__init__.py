@@ -1,7 +1,7 @@
 """Fused kernels (Triton) with plain-torch fallbacks.
 
 ``group_norm_silu`` is the fused GroupNorm+SiLU entry used by the core ResBlock. It runs the
-Triton kernel (``kernels/group_norm_silu.py``) when the backend switch allows it (see
+Triton kernel (``kernels/fused_group_norm.py``) when the backend switch allows it (see
 ``kernels/backend.py``: CUDA tensors with triton installed under ``auto``, or forced with
 ``attention_backend("triton")`` / ``DIFFREPRO_ATTENTION=triton``), else plain torch. The attention
 kernels live in ``kernels/flash_attention.py`` and are reached through ``diffrepro.core.attention``.
@@ -27,12 +27,14 @@ def group_norm_silu(
 ) -> torch.Tensor:
     """SiLU(GroupNorm(x)) for x of shape (N, C, *); statistics in float32, returned in x's dtype.
 
-    ``backend`` is "auto", "triton" (raises if triton cannot run here) or "sdpa"/"math" (plain torch).
+    ``backend``: "auto", "triton" (raises if triton cannot run here), "sdpa"/"math" (plain torch).
     """
     if x.dim() < 2 or x.shape[1] % num_groups != 0:
-        raise ValueError(f"group_norm_silu: {num_groups} groups do not divide the channels of shape {tuple(x.shape)}")
+        raise ValueError(
+            f"group_norm_silu: {num_groups} groups do not divide the channels of {tuple(x.shape)}"
+        )
     if use_triton_kernels(x, backend):
-        from diffrepro.core.kernels.group_norm_silu import group_norm_silu_triton
+        from diffrepro.core.kernels.fused_group_norm import group_norm_silu_triton
 
         return group_norm_silu_triton(x, num_groups, weight, bias, eps)
     return group_norm_silu_torch(x, num_groups, weight, bias, eps)

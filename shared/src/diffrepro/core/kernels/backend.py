@@ -52,12 +52,16 @@ def requested_backend(backend: str = "auto") -> str:
     env = os.environ.get(ENV_VAR, "").strip().lower()
     if env:
         if env not in BACKENDS:
-            raise ValueError(f"{ENV_VAR}={env!r} is not a backend; choose one of {', '.join(BACKENDS)}")
+            raise ValueError(
+                f"{ENV_VAR}={env!r} is not a backend; choose one of {', '.join(BACKENDS)}"
+            )
         return env
     return "auto"
 
 
-TRITON_INSTALLED = importlib.util.find_spec("triton") is not None  # locates triton, does not import it
+TRITON_INSTALLED = (
+    importlib.util.find_spec("triton") is not None
+)  # locates triton, does not import it
 
 
 def interpreter_enabled() -> bool:
@@ -72,13 +76,15 @@ def triton_device_problem(device: torch.device) -> str | None:
         return None
     if device.type == "cpu" and interpreter_enabled():
         return None
-    return f"tensors are on {device.type}; triton needs CUDA (or TRITON_INTERPRET=1 with CPU tensors)"
+    return (
+        f"tensors are on {device.type}; triton needs CUDA (or TRITON_INTERPRET=1 with CPU tensors)"
+    )
 
 
 def triton_attention_problem(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> str | None:
     """Why the Triton attention kernel cannot take these inputs (None when it can)."""
     if q.dtype not in TRITON_DTYPES or k.dtype != q.dtype or v.dtype != q.dtype:
-        return f"dtypes {q.dtype}/{k.dtype}/{v.dtype}; triton needs one of fp16, bf16, fp32 for q, k, v"
+        return f"dtypes {q.dtype}/{k.dtype}/{v.dtype}; triton needs fp16, bf16 or fp32 for q, k, v"
     if not (q.shape[-1] == k.shape[-1] == v.shape[-1]):
         return f"head dims q={q.shape[-1]}, k={k.shape[-1]}, v={v.shape[-1]} differ"
     if q.shape[-1] > TRITON_MAX_HEAD_DIM:
@@ -86,7 +92,9 @@ def triton_attention_problem(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) 
     return triton_device_problem(q.device)
 
 
-def select_attention_backend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, backend: str = "auto") -> str:
+def select_attention_backend(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, backend: str = "auto"
+) -> str:
     """Resolve ``backend`` to "triton", "sdpa" or "math" for these inputs.
 
     A forced "triton" that cannot run raises a ValueError saying why.

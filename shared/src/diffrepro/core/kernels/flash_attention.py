@@ -23,28 +23,37 @@ import triton.language as tl
 
 from diffrepro.core.kernels.backend import interpreter_enabled
 
-INF = float("inf")
+# fmt: off
+# The kernels are formatted by hand (one stride group per line).
 
 
 @triton.jit
-def _load_tile(base, rows, stride_r, n_rows, offs_d, stride_d, head_dim, UPCAST: tl.constexpr):
+def _load_tile(base, rows, n_rows, stride_r, offs_d, head_dim, stride_d, UPCAST: tl.constexpr):
+    """A (rows × BLOCK_D) tile, zero outside the token count and the head dim."""
     mask = (rows[:, None] < n_rows) & (offs_d[None, :] < head_dim)
-    tile = tl.load(base + rows[:, None] * stride_r + offs_d[None, :] * stride_d, mask=mask, other=0.0)
-    if UPCAST:
-        tile = tile.to(tl.float32)
-    return tile
+    tile = tl.load(base + rows[:, None] * stride_r + offs_d[None, :] * stride_d,
+                   mask=mask, other=0.0)
+    return tile.to(tl.float32) if UPCAST else tile
 
 
 @triton.jit
 def _scores(q, k, bias_base, rows, cols, stride_bm, stride_bn, seq_q, seq_k, scale,
             HAS_BIAS: tl.constexpr, PRECISION: tl.constexpr):
-    """scale · q kᵀ + bias as fp32, with -inf on padded keys."""
+    """scale · q kᵀ + bias in fp32, with -inf on padded keys."""
     s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * scale
     if HAS_BIAS:
         mask = (rows[:, None] < seq_q) & (cols[None, :] < seq_k)
-        bias = tl.load(bias_base + rows[:, None] * stride_bm + cols[None, :] * stride_bn, mask=mask, other=0.0)
+        bias = tl.load(bias_base + rows[:, None] * stride_bm + cols[None, :] * stride_bn,
+                       mask=mask, other=0.0)
         s += bias.to(tl.float32)
     return tl.where(cols[None, :] < seq_k, s, -float("inf"))
+
+
+@triton.jit
+def _store_tile(base, rows, n_rows, stride_r, offs_d, head_dim, stride_d, tile):
+    mask = (rows[:, None] < n_rows) & (offs_d[None, :] < head_dim)
+    tl.store(base + rows[:, None] * stride_r + offs_d[None, :] * stride_d,
+             tile.to(base.dtype.element_ty), mask=mask)
 
 
 @triton.jit
@@ -65,7 +74,8 @@ def _attn_fwd_kernel(
     rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_n = tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, BLOCK_D)
-    q = _load_tile(Q + b * stride_qb + h * stride_qh, rows, stride_qm, seq_q, offs_d, stride_qd, head_dim, UPCAST)
+    q = _load_tile(Q + b * stride_qb + h * stride_qh, rows, seq_q, stride_qm,
+                   offs_d, head_dim, stride_qd, UPCAST)
     k_base = K + b * stride_kb + h * stride_kh
     v_base = V + b * stride_vb + h * stride_vh
     bias_base = Bias + b * stride_bb + h * stride_bh
@@ -75,23 +85,23 @@ def _attn_fwd_kernel(
     acc = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
     for start_n in range(0, seq_k, BLOCK_N):
         cols = start_n + offs_n
-        k = _load_tile(k_base, cols, stride_kn, seq_k, offs_d, stride_kd, head_dim, UPCAST)
-        v = _load_tile(v_base, cols, stride_vn, seq_k, offs_d, stride_vd, head_dim, UPCAST)
-        s = _scores(q, k, bias_base, rows, cols, stride_bm, stride_bn, seq_q, seq_k, scale, HAS_BIAS, PRECISION)
+        k = _load_tile(k_base, cols, seq_k, stride_kn, offs_d, head_dim, stride_kd, UPCAST)
+        v = _load_tile(v_base, cols, seq_k, stride_vn, offs_d, head_dim, stride_vd, UPCAST)
+        s = _scores(q, k, bias_base, rows, cols, stride_bm, stride_bn, seq_q, seq_k, scale,
+                    HAS_BIAS, PRECISION)
         m_new = tl.maximum(m_i, tl.max(s, 1))
-        m_safe = tl.where(m_new == -float("inf"), 0.0, m_new)  # rows with every score -inf so far
+        m_safe = tl.where(m_new == -float("inf"), 0.0, m_new)  # every score so far is -inf
         p = tl.exp(s - m_safe[:, None])
         alpha = tl.exp(m_i - m_safe)
         l_i = l_i * alpha + tl.sum(p, 1)
         acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision=PRECISION)
         m_i = m_new
 
-    empty = l_i == 0.0  # a fully masked row: output 0, and lse=+inf makes P=0 in backward
+    empty = l_i == 0.0  # a fully masked row: output 0, and lse = +inf makes P = 0 in backward
     l_safe = tl.where(empty, 1.0, l_i)
-    out = acc / l_safe[:, None]
+    _store_tile(Out + b * stride_ob + h * stride_oh, rows, seq_q, stride_om,
+                offs_d, head_dim, stride_od, acc / l_safe[:, None])
     lse = tl.where(empty, float("inf"), m_i + tl.log(l_safe))
-    o_ptrs = Out + b * stride_ob + h * stride_oh + rows[:, None] * stride_om + offs_d[None, :] * stride_od
-    tl.store(o_ptrs, out.to(Out.dtype.element_ty), mask=(rows[:, None] < seq_q) & (offs_d[None, :] < head_dim))
     tl.store(Lse + pid_bh.to(tl.int64) * seq_q + rows, lse, mask=rows < seq_q)
 
 
@@ -114,8 +124,10 @@ def _attn_bwd_dkdv_kernel(
     cols = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
     offs_m = tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, BLOCK_D)
-    k = _load_tile(K + b * stride_kb + h * stride_kh, cols, stride_kn, seq_k, offs_d, stride_kd, head_dim, UPCAST)
-    v = _load_tile(V + b * stride_vb + h * stride_vh, cols, stride_vn, seq_k, offs_d, stride_vd, head_dim, UPCAST)
+    k = _load_tile(K + b * stride_kb + h * stride_kh, cols, seq_k, stride_kn,
+                   offs_d, head_dim, stride_kd, UPCAST)
+    v = _load_tile(V + b * stride_vb + h * stride_vh, cols, seq_k, stride_vn,
+                   offs_d, head_dim, stride_vd, UPCAST)
     q_base = Q + b * stride_qb + h * stride_qh
     do_base = DO + b * stride_gb + h * stride_gh
     bias_base = Bias + b * stride_bb + h * stride_bh
@@ -125,21 +137,22 @@ def _attn_bwd_dkdv_kernel(
     dv = tl.zeros([BLOCK_N, BLOCK_D], tl.float32)
     for start_m in range(0, seq_q, BLOCK_M):
         rows = start_m + offs_m
-        q = _load_tile(q_base, rows, stride_qm, seq_q, offs_d, stride_qd, head_dim, UPCAST)
-        do = _load_tile(do_base, rows, stride_gm, seq_q, offs_d, stride_gd, head_dim, UPCAST)
+        q = _load_tile(q_base, rows, seq_q, stride_qm, offs_d, head_dim, stride_qd, UPCAST)
+        do = _load_tile(do_base, rows, seq_q, stride_gm, offs_d, head_dim, stride_gd, UPCAST)
         lse = tl.load(Lse + row_base + rows, mask=rows < seq_q, other=float("inf"))
         delta = tl.load(Delta + row_base + rows, mask=rows < seq_q, other=0.0)
-        s = _scores(q, k, bias_base, rows, cols, stride_bm, stride_bn, seq_q, seq_k, scale, HAS_BIAS, PRECISION)
+        s = _scores(q, k, bias_base, rows, cols, stride_bm, stride_bn, seq_q, seq_k, scale,
+                    HAS_BIAS, PRECISION)
         p = tl.exp(s - lse[:, None])
         dv += tl.dot(tl.trans(p.to(do.dtype)), do, input_precision=PRECISION)
         dp = tl.dot(do, tl.trans(v), input_precision=PRECISION)
         ds = p * (dp - delta[:, None])
         dk += tl.dot(tl.trans(ds.to(q.dtype)), q, input_precision=PRECISION)
 
-    mask = (cols[:, None] < seq_k) & (offs_d[None, :] < head_dim)
-    offs = b * stride_dkb + h * stride_dkh + cols[:, None] * stride_dkn + offs_d[None, :] * stride_dkd
-    tl.store(DK + offs, (dk * scale).to(DK.dtype.element_ty), mask=mask)
-    tl.store(DV + offs, dv.to(DV.dtype.element_ty), mask=mask)
+    _store_tile(DK + b * stride_dkb + h * stride_dkh, cols, seq_k, stride_dkn,
+                offs_d, head_dim, stride_dkd, dk * scale)
+    _store_tile(DV + b * stride_dkb + h * stride_dkh, cols, seq_k, stride_dkn,
+                offs_d, head_dim, stride_dkd, dv)
 
 
 @triton.jit
@@ -152,7 +165,8 @@ def _attn_bwd_dq_kernel(
     stride_gb, stride_gh, stride_gm, stride_gd,
     stride_dqb, stride_dqh, stride_dqm, stride_dqd,
     num_heads, seq_q, seq_k, head_dim, scale,
-    HAS_BIAS: tl.constexpr, STORE_DBIAS: tl.constexpr, UPCAST: tl.constexpr, PRECISION: tl.constexpr,
+    HAS_BIAS: tl.constexpr, STORE_DBIAS: tl.constexpr,
+    UPCAST: tl.constexpr, PRECISION: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
 ):
     pid_bh = tl.program_id(1)
@@ -161,37 +175,46 @@ def _attn_bwd_dq_kernel(
     rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_n = tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, BLOCK_D)
-    q = _load_tile(Q + b * stride_qb + h * stride_qh, rows, stride_qm, seq_q, offs_d, stride_qd, head_dim, UPCAST)
-    do = _load_tile(DO + b * stride_gb + h * stride_gh, rows, stride_gm, seq_q, offs_d, stride_gd, head_dim, UPCAST)
+    q = _load_tile(Q + b * stride_qb + h * stride_qh, rows, seq_q, stride_qm,
+                   offs_d, head_dim, stride_qd, UPCAST)
+    do = _load_tile(DO + b * stride_gb + h * stride_gh, rows, seq_q, stride_gm,
+                    offs_d, head_dim, stride_gd, UPCAST)
     row_base = pid_bh.to(tl.int64) * seq_q
     lse = tl.load(Lse + row_base + rows, mask=rows < seq_q, other=float("inf"))
     delta = tl.load(Delta + row_base + rows, mask=rows < seq_q, other=0.0)
     k_base = K + b * stride_kb + h * stride_kh
     v_base = V + b * stride_vb + h * stride_vh
     bias_base = Bias + b * stride_bb + h * stride_bh
-    dbias_base = DBias + (row_base + rows[:, None]) * seq_k  # DBias is contiguous (B, H, Nq, Nk)
+    dbias_base = DBias + (row_base + rows[:, None]) * seq_k  # contiguous (B, H, Nq, Nk)
 
     dq = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
     for start_n in range(0, seq_k, BLOCK_N):
         cols = start_n + offs_n
-        k = _load_tile(k_base, cols, stride_kn, seq_k, offs_d, stride_kd, head_dim, UPCAST)
-        v = _load_tile(v_base, cols, stride_vn, seq_k, offs_d, stride_vd, head_dim, UPCAST)
-        s = _scores(q, k, bias_base, rows, cols, stride_bm, stride_bn, seq_q, seq_k, scale, HAS_BIAS, PRECISION)
+        k = _load_tile(k_base, cols, seq_k, stride_kn, offs_d, head_dim, stride_kd, UPCAST)
+        v = _load_tile(v_base, cols, seq_k, stride_vn, offs_d, head_dim, stride_vd, UPCAST)
+        s = _scores(q, k, bias_base, rows, cols, stride_bm, stride_bn, seq_q, seq_k, scale,
+                    HAS_BIAS, PRECISION)
         p = tl.exp(s - lse[:, None])
         dp = tl.dot(do, tl.trans(v), input_precision=PRECISION)
         ds = p * (dp - delta[:, None])
         if STORE_DBIAS:
-            tl.store(dbias_base + cols[None, :], ds, mask=(rows[:, None] < seq_q) & (cols[None, :] < seq_k))
+            tl.store(dbias_base + cols[None, :], ds,
+                     mask=(rows[:, None] < seq_q) & (cols[None, :] < seq_k))
         dq += tl.dot(ds.to(k.dtype), k, input_precision=PRECISION)
 
-    o_ptrs = DQ + b * stride_dqb + h * stride_dqh + rows[:, None] * stride_dqm + offs_d[None, :] * stride_dqd
-    tl.store(o_ptrs, (dq * scale).to(DQ.dtype.element_ty), mask=(rows[:, None] < seq_q) & (offs_d[None, :] < head_dim))
+    _store_tile(DQ + b * stride_dqb + h * stride_dqh, rows, seq_q, stride_dqm,
+                offs_d, head_dim, stride_dqd, dq * scale)
+
+
+# fmt: on
 
 
 def _tiles(seq_q: int, seq_k: int, head_dim: int, device: torch.device) -> dict:
     """Tile sizes and launch options, chosen in Python (no autotune)."""
     block_d = max(16, triton.next_power_of_2(head_dim))
-    if device.type == "cpu":  # the interpreter runs programs one by one: few, large tiles are fastest
+    if (
+        device.type == "cpu"
+    ):  # the interpreter runs programs one by one: few large tiles are fastest
         cap_m = cap_n = 128
         launch = {}
     else:
@@ -210,17 +233,21 @@ def _bwd_tiles(seq_q: int, seq_k: int, head_dim: int, device: torch.device) -> d
 
 
 def _numerics(dtype: torch.dtype) -> dict:
-    """bf16 is upcast before tl.dot under the interpreter (which cannot multiply bf16). fp32 dots are
-    exact ("ieee") unless torch allows TF32 for CUDA matmuls; half dots keep Triton's default."""
+    """Under the interpreter (which cannot multiply bf16) bf16 is upcast before tl.dot. fp32 dots
+    are exact ("ieee") unless torch allows TF32 for CUDA matmuls; half dots keep the default."""
     interpreted = interpreter_enabled()
     exact = dtype == torch.float32 and (interpreted or not torch.backends.cuda.matmul.allow_tf32)
-    return {"UPCAST": dtype == torch.bfloat16 and interpreted, "PRECISION": "ieee" if exact else "tf32"}
+    return {
+        "UPCAST": dtype == torch.bfloat16 and interpreted,
+        "PRECISION": "ieee" if exact else "tf32",
+    }
 
 
-def _bias_args(bias: torch.Tensor | None, fallback: torch.Tensor) -> tuple:
-    if bias is None:
-        return (fallback, 0, 0, 0, 0)
-    return (bias, *bias.stride())
+def _qkv_bias_args(q, k, v, bias) -> tuple:
+    """The bias pointer (q stands in when there is none) and the q, k, v, bias strides."""
+    bias_strides = (0, 0, 0, 0) if bias is None else bias.stride()
+    bias_ptr = q if bias is None else bias
+    return bias_ptr, (*q.stride(), *k.stride(), *v.stride(), *bias_strides)
 
 
 @torch.library.custom_op("diffrepro::flash_attn_fwd", mutates_args=())
@@ -233,13 +260,11 @@ def flash_attn_fwd(
     out = torch.empty_like(q, memory_format=torch.contiguous_format)
     lse = torch.empty((batch, heads, seq_q), device=q.device, dtype=torch.float32)
     tiles = _tiles(seq_q, seq_k, head_dim, q.device)
+    bias_ptr, strides = _qkv_bias_args(q, k, v, bias)
+    sizes = (heads, seq_q, seq_k, head_dim, scale)
+    flags = {"HAS_BIAS": bias is not None, **_numerics(q.dtype), **tiles}
     grid = (triton.cdiv(seq_q, tiles["BLOCK_M"]), batch * heads)
-    _attn_fwd_kernel[grid](
-        q, k, v, bias if bias is not None else q, out, lse,
-        *q.stride(), *k.stride(), *v.stride(), *_bias_args(bias, q)[1:], *out.stride(),
-        heads, seq_q, seq_k, head_dim, scale,
-        HAS_BIAS=bias is not None, **_numerics(q.dtype), **tiles,
-    )
+    _attn_fwd_kernel[grid](q, k, v, bias_ptr, out, lse, *strides, *out.stride(), *sizes, **flags)
     return out, lse
 
 
@@ -261,30 +286,25 @@ def flash_attn_bwd(
     scale: float,
     bias_grad: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """dq, dk, dv, and the bias gradient dS as fp32 (B, H, Nq, Nk) (empty unless ``bias_grad``)."""
+    """dq, dk, dv, and the bias gradient dS in fp32 (B, H, Nq, Nk) (empty unless ``bias_grad``)."""
     batch, heads, seq_q, head_dim = q.shape
     seq_k = k.shape[2]
-    delta = (grad_out.float() * out.float()).sum(-1)
-    dq = torch.empty_like(q, memory_format=torch.contiguous_format)
-    dk = torch.empty_like(k, memory_format=torch.contiguous_format)
-    dv = torch.empty_like(v, memory_format=torch.contiguous_format)
+    delta = (grad_out.float() * out.float()).sum(-1)  # D_i = rowsum(dO ∘ O)
+    dq, dk, dv = (torch.empty_like(t, memory_format=torch.contiguous_format) for t in (q, k, v))
     dbias_shape = (batch, heads, seq_q, seq_k) if bias_grad else (0,)
     dbias = torch.empty(dbias_shape, device=q.device, dtype=torch.float32)
     tiles = _bwd_tiles(seq_q, seq_k, head_dim, q.device)
-    common = (
-        *q.stride(), *k.stride(), *v.stride(), *_bias_args(bias, q)[1:], *grad_out.stride(),
-    )
+    bias_ptr, strides = _qkv_bias_args(q, k, v, bias)
+    strides = (*strides, *grad_out.stride())
     sizes = (heads, seq_q, seq_k, head_dim, scale)
     flags = {"HAS_BIAS": bias is not None, **_numerics(q.dtype), **tiles}
-    bias_ptr = bias if bias is not None else q
+    inputs = (q, k, v, bias_ptr, grad_out, lse, delta)
     grid_k = (triton.cdiv(seq_k, tiles["BLOCK_N"]), batch * heads)
-    _attn_bwd_dkdv_kernel[grid_k](
-        q, k, v, bias_ptr, grad_out, lse, delta, dk, dv, *common, *dk.stride(), *sizes, **flags
-    )
+    _attn_bwd_dkdv_kernel[grid_k](*inputs, dk, dv, *strides, *dk.stride(), *sizes, **flags)
     grid_q = (triton.cdiv(seq_q, tiles["BLOCK_M"]), batch * heads)
+    dbias_ptr = dbias if bias_grad else q
     _attn_bwd_dq_kernel[grid_q](
-        q, k, v, bias_ptr, grad_out, lse, delta, dq, dbias if bias_grad else q,
-        *common, *dq.stride(), *sizes, STORE_DBIAS=bias_grad, **flags,
+        *inputs, dq, dbias_ptr, *strides, *dq.stride(), *sizes, STORE_DBIAS=bias_grad, **flags
     )
     return dq, dk, dv, dbias
 
@@ -321,9 +341,10 @@ flash_attn_fwd.register_autograd(_backward, setup_context=_setup_context)
 def flash_attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None, scale: float
 ) -> torch.Tensor:
-    """softmax(q kᵀ · scale + bias) v with the Triton kernels; ``bias`` broadcastable to (B, H, Nq, Nk).
+    """softmax(q kᵀ · scale + bias) v with the Triton kernels.
 
-    A broadcast bias is passed as an expanded view (no copy); autograd sums its gradient back.
+    ``bias`` broadcasts to (B, H, Nq, Nk); it is passed as an expanded view (no copy), and autograd
+    sums its gradient back over the broadcast dims.
     """
     if bias is not None:
         bias = bias.expand(q.shape[0], q.shape[1], q.shape[2], k.shape[2])

@@ -268,7 +268,7 @@ class CLIPVisionModel(nn.Module):
         """Load a ``CLIPVisionModelWithProjection`` or the image half of a ``CLIPModel`` folder."""
         raw = read_config(folder)
         if "vision_config" in raw:
-            raw = {"projection_dim": raw.get("projection_dim", 512), **raw["vision_config"]}
+            raw = {**raw["vision_config"], "projection_dim": raw.get("projection_dim", 512)}
         config = config_from_dict(CLIPVisionConfig, raw, source=f"{folder}/config.json")
         state, source = read_weights(folder, _WEIGHT_STEMS, variant=variant)
         keep = ("vision_model.", "visual_projection.")

@@ -1,20 +1,21 @@
 """The pixel-space UNet of openai/guided-diffusion (ADM), with the official module tree.
 
-Our attribute names are the official ones, so an official checkpoint (``256x256_diffusion_uncond.pt``,
-``ffhq_10m.pt``, ...) loads with the **identity key mapping**: every key of the published state dict
-is a key of :class:`UNetModel` with the same shape. The tree, for reference::
+Our attribute names are the official ones, so an official checkpoint
+(``256x256_diffusion_uncond.pt``, ``ffhq_10m.pt``, ...) loads with the **identity key mapping**:
+every key of the published state dict is a key of :class:`UNetModel` with the same shape. The
+tree, for reference::
 
-    time_embed.{0,2}                     Linear(C, 4C), SiLU, Linear(4C, 4C)
-    label_emb                            Embedding(num_classes, 4C)   (class-conditional only)
-    input_blocks.0.0                     Conv2d(in, C·mult[0], 3)
-    input_blocks.k.0                     ResBlock (in_layers.{0,2}, emb_layers.1, out_layers.{0,3},
-                                         skip_connection when the width changes)
-    input_blocks.k.1                     AttentionBlock (norm, qkv, proj_out) at attention resolutions
-    input_blocks.k.0.op                  Downsample conv, when not resblock_updown
-    middle_block.{0,2} / .1              ResBlock, AttentionBlock, ResBlock
-    output_blocks.k.{0,1,2}              ResBlock on [h, skip], optional AttentionBlock, then an
-                                         Upsample (``.conv``) or an up-ResBlock at the end of a level
-    out.{0,2}                            GroupNorm32, SiLU, zero-initialised Conv2d(C·mult[0], out, 3)
+    time_embed.{0,2}          Linear(C, 4C), SiLU, Linear(4C, 4C)
+    label_emb                 Embedding(num_classes, 4C)   (class-conditional only)
+    input_blocks.0.0          Conv2d(in + cond, C·mult[0], 3)
+    input_blocks.k.0          ResBlock (in_layers.{0,2}, emb_layers.1, out_layers.{0,3},
+                              skip_connection when the width changes)
+    input_blocks.k.1          AttentionBlock (norm, qkv, proj_out) at attention resolutions
+    input_blocks.k.0(.op)     down ResBlock, or Downsample conv when not resblock_updown
+    middle_block.{0,1,2}      ResBlock, AttentionBlock, ResBlock
+    output_blocks.k.{0,1,2}   ResBlock on [h, skip], optional AttentionBlock, then an up
+                              ResBlock or Upsample (``.conv``) at the end of a level
+    out.{0,2}                 GroupNorm32, SiLU, zero-initialised Conv2d(C·mult[0], out, 3)
 
 ``attention_resolutions`` are given in pixels like the official command-line flags ("32,16,8")
 and converted to downsampling factors with ``image_size``. A checkpoint saved from a DDP-wrapped
@@ -96,7 +97,9 @@ class UNetConfig:
     def __post_init__(self) -> None:
         if not self.channel_mult:
             if self.image_size not in OFFICIAL_CHANNEL_MULT:
-                raise ValueError(f"no default channel_mult for image_size {self.image_size}; set channel_mult")
+                raise ValueError(
+                    f"no default channel_mult for image_size {self.image_size}; set channel_mult"
+                )
             object.__setattr__(self, "channel_mult", OFFICIAL_CHANNEL_MULT[self.image_size])
         object.__setattr__(self, "channel_mult", tuple(self.channel_mult))
         object.__setattr__(self, "attention_resolutions", tuple(self.attention_resolutions))
@@ -164,7 +167,9 @@ class UNetModel(nn.Module):
         self.config = config
         c = config.model_channels
         emb_dim = 4 * c
-        self.time_embed = nn.Sequential(nn.Linear(c, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        self.time_embed = nn.Sequential(
+            nn.Linear(c, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim)
+        )
         if config.num_classes is not None:
             self.label_emb = nn.Embedding(config.num_classes, emb_dim)
         ch = int(config.channel_mult[0] * c)
@@ -187,7 +192,9 @@ class UNetModel(nn.Module):
         self.middle_block = TimestepEmbedSequential(
             self._resblock(ch, ch), self._attention(ch, config.num_heads), self._resblock(ch, ch)
         )
-        heads_up = config.num_heads if config.num_heads_upsample == -1 else config.num_heads_upsample
+        heads_up = (
+            config.num_heads if config.num_heads_upsample == -1 else config.num_heads_upsample
+        )
         self.output_blocks = nn.ModuleList()
         for level, mult in reversed(list(enumerate(config.channel_mult))):
             for i in range(config.num_res_blocks + 1):
@@ -257,7 +264,9 @@ class UNetModel(nn.Module):
         h = self.decode(h, skips, emb, attn_bias)
         return self.output(h)
 
-    def embed(self, t: torch.Tensor, y: torch.Tensor | None = None, *, batch: int | None = None) -> torch.Tensor:
+    def embed(
+        self, t: torch.Tensor, y: torch.Tensor | None = None, *, batch: int | None = None
+    ) -> torch.Tensor:
         """The timestep (+ class) embedding, (B, 4·model_channels)."""
         t = torch.as_tensor(t, device=self.time_embed[0].weight.device)
         if t.ndim == 0:
@@ -283,7 +292,11 @@ class UNetModel(nn.Module):
         return h, skips
 
     def decode(
-        self, h: torch.Tensor, skips: list[torch.Tensor], emb: torch.Tensor, attn_bias: AttentionBias | None = None
+        self,
+        h: torch.Tensor,
+        skips: list[torch.Tensor],
+        emb: torch.Tensor,
+        attn_bias: AttentionBias | None = None,
     ) -> torch.Tensor:
         """Run the output blocks, each on ``[h, skip]`` (skips are consumed last-in first-out)."""
         skips = list(skips)
@@ -300,10 +313,14 @@ class UNetModel(nn.Module):
             raise ValueError(f"expected input (B, {cfg.in_channels}, H, W), got {tuple(x.shape)}")
         factor = 2 ** (len(cfg.channel_mult) - 1)
         if x.shape[-1] % factor or x.shape[-2] % factor:
-            raise ValueError(f"image height and width must be multiples of {factor}, got {tuple(x.shape[-2:])}")
+            raise ValueError(
+                f"image height and width must be multiples of {factor}, got {tuple(x.shape[-2:])}"
+            )
         got = 0 if cond is None else cond.shape[1]
         if got != cfg.cond_channels:
-            raise ValueError(f"this UNet takes {cfg.cond_channels} conditioning channels, got {got}")
+            raise ValueError(
+                f"this UNet takes {cfg.cond_channels} conditioning channels, got {got}"
+            )
 
 
 def load_guided_diffusion(path: str | os.PathLike, config: UNetConfig) -> UNetModel:

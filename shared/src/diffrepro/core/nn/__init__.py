@@ -1,4 +1,5 @@
-"""UNet building blocks (guided-diffusion parameter names), LoRA and EMA.
+"""UNet building blocks (guided-diffusion parameter names), the SD transformer blocks
+(nn/transformer.py, diffusers parameter names), LoRA and EMA.
 
 One concept per file; everything public is re-exported here.
 """
@@ -22,12 +23,23 @@ from diffrepro.core.nn.resample import Downsample, Upsample
 from diffrepro.core.nn.resblock import ResBlock, TimestepBlock
 from diffrepro.core.nn.self_attention import AttentionBlock
 from diffrepro.core.nn.sequential import TimestepEmbedSequential
+from diffrepro.core.nn.transformer import (
+    GEGLU,
+    BasicTransformerBlock,
+    CrossAttention,
+    FeedForward,
+    Transformer2DModel,
+)
 from diffrepro.core.nn.zero import zero_module
 
 __all__ = [
     "EMA",
+    "GEGLU",
     "AttentionBlock",
+    "BasicTransformerBlock",
+    "CrossAttention",
     "Downsample",
+    "FeedForward",
     "GroupNorm32",
     "LoRAConv",
     "LoRALayer",
@@ -35,6 +47,7 @@ __all__ = [
     "ResBlock",
     "TimestepBlock",
     "TimestepEmbedSequential",
+    "Transformer2DModel",
     "Upsample",
     "apply_lora",
     "lora_layers",

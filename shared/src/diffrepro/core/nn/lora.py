@@ -1,9 +1,9 @@
 """LoRA (low-rank adaptation) wrappers for Linear and Conv1d/2d layers.
 
-``y = base(x) + (alpha / rank) · up(down(x))``: ``down`` has the base layer's kernel, stride and
-padding and maps to ``rank`` channels, ``up`` is a 1×1 map back to the output channels. ``up`` starts
-at zero, so a freshly wrapped layer computes exactly what the base layer did. The base weights
-are frozen; only ``down``/``up`` train.
+``y = base(x) + (alpha / rank) · up(down(x))``: ``down`` has the base layer's kernel, stride
+and padding and maps to ``rank`` channels, ``up`` is a 1×1 map back to the output channels.
+``up`` starts at zero, so a freshly wrapped layer computes exactly what the base layer did.
+The base weights are frozen; only ``down``/``up`` train.
 
 ``merge()`` folds the low-rank update into the base weight (one layer at inference cost) and keeps
 the original weight so that ``unmerge()`` restores it bit for bit.
@@ -18,7 +18,6 @@ import math
 from collections.abc import Callable, Iterator
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 _CONV_TYPES = (nn.Conv1d, nn.Conv2d)
@@ -87,7 +86,9 @@ class LoRALinear(LoRALayer):
 class LoRAConv(LoRALayer):
     """LoRA for ``nn.Conv1d`` / ``nn.Conv2d`` (ungrouped)."""
 
-    def __init__(self, base: nn.Conv1d | nn.Conv2d, rank: int = 4, alpha: float | None = None) -> None:
+    def __init__(
+        self, base: nn.Conv1d | nn.Conv2d, rank: int = 4, alpha: float | None = None
+    ) -> None:
         super().__init__(base, rank, alpha)
         if base.groups != 1:
             raise ValueError("LoRA is only defined for ungrouped convolutions")
@@ -114,7 +115,9 @@ def wrap_lora(layer: nn.Module, rank: int = 4, alpha: float | None = None) -> Lo
         return LoRALinear(layer, rank, alpha)
     if isinstance(layer, _CONV_TYPES):
         return LoRAConv(layer, rank, alpha)
-    raise ValueError(f"no LoRA wrapper for {type(layer).__name__} (Linear, Conv1d and Conv2d are supported)")
+    raise ValueError(
+        f"no LoRA wrapper for {type(layer).__name__} (Linear, Conv1d and Conv2d are supported)"
+    )
 
 
 def apply_lora(
@@ -150,7 +153,11 @@ def lora_layers(model: nn.Module) -> Iterator[LoRALayer]:
 
 
 def lora_parameters(model: nn.Module) -> list[nn.Parameter]:
-    return [p for layer in lora_layers(model) for p in (*layer.down.parameters(), *layer.up.parameters())]
+    return [
+        p
+        for layer in lora_layers(model)
+        for p in (*layer.down.parameters(), *layer.up.parameters())
+    ]
 
 
 def mark_only_lora_trainable(model: nn.Module) -> None:
@@ -171,4 +178,7 @@ def unmerge_lora(model: nn.Module) -> None:
 
 def _inside_lora(model: nn.Module, name: str) -> bool:
     parts = name.split(".")
-    return any(isinstance(model.get_submodule(".".join(parts[:i])), LoRALayer) for i in range(1, len(parts)))
+    return any(
+        isinstance(model.get_submodule(".".join(parts[:i])), LoRALayer)
+        for i in range(1, len(parts))
+    )

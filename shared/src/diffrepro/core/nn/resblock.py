@@ -58,7 +58,9 @@ class ResBlock(TimestepBlock):
             self.h_upd, self.x_upd = Downsample(channels, False), Downsample(channels, False)
         else:
             self.h_upd = self.x_upd = nn.Identity()
-        self.emb_layers = nn.Sequential(nn.SiLU(), nn.Linear(emb_channels, 2 * out if use_scale_shift_norm else out))
+        self.emb_layers = nn.Sequential(
+            nn.SiLU(), nn.Linear(emb_channels, 2 * out if use_scale_shift_norm else out)
+        )
         self.out_layers = nn.Sequential(
             normalization(out, num_groups),
             nn.SiLU(),
@@ -68,7 +70,9 @@ class ResBlock(TimestepBlock):
         if out == channels:
             self.skip_connection = nn.Identity()
         else:
-            self.skip_connection = nn.Conv2d(channels, out, 3 if use_conv else 1, padding=1 if use_conv else 0)
+            self.skip_connection = nn.Conv2d(
+                channels, out, 3 if use_conv else 1, padding=1 if use_conv else 0
+            )
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         h = norm_silu(self.in_layers[0], x)

@@ -37,7 +37,10 @@ class AttentionBlock(nn.Module):
         super().__init__()
         if num_head_channels != -1:
             if channels % num_head_channels:
-                raise ValueError(f"{channels} channels are not divisible by num_head_channels={num_head_channels}")
+                raise ValueError(
+                    f"{channels} channels are not divisible by "
+                    f"num_head_channels={num_head_channels}"
+                )
             num_heads = channels // num_head_channels
         if channels % num_heads:
             raise ValueError(f"{channels} channels are not divisible by num_heads={num_heads}")

@@ -115,7 +115,9 @@ class FeedForward(nn.Module):
 
     def __init__(self, dim: int, *, mult: int = 4, dropout: float = 0.0) -> None:
         super().__init__()
-        self.net = nn.ModuleList([GEGLU(dim, dim * mult), nn.Dropout(dropout), nn.Linear(dim * mult, dim)])
+        self.net = nn.ModuleList(
+            [GEGLU(dim, dim * mult), nn.Dropout(dropout), nn.Linear(dim * mult, dim)]
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self.net:
@@ -142,7 +144,12 @@ class BasicTransformerBlock(nn.Module):
     ) -> None:
         super().__init__()
         self.only_cross_attention = only_cross_attention
-        common = {"heads": heads, "dim_head": dim_head, "upcast": upcast_attention, "dropout": dropout}
+        common = {
+            "heads": heads,
+            "dim_head": dim_head,
+            "upcast": upcast_attention,
+            "dropout": dropout,
+        }
         self.norm1 = nn.LayerNorm(dim)
         self.attn1 = CrossAttention(
             dim, context_dim=context_dim if only_cross_attention else None, **common
@@ -184,7 +191,10 @@ class Transformer2DModel(nn.Module):
         if use_linear_projection:
             self.proj_in, self.proj_out = nn.Linear(channels, inner), nn.Linear(inner, channels)
         else:
-            self.proj_in, self.proj_out = nn.Conv2d(channels, inner, 1), nn.Conv2d(inner, channels, 1)
+            self.proj_in, self.proj_out = (
+                nn.Conv2d(channels, inner, 1),
+                nn.Conv2d(inner, channels, 1),
+            )
         self.transformer_blocks = nn.ModuleList(
             BasicTransformerBlock(
                 inner,

@@ -17,98 +17,103 @@ import triton.language as tl
 
 
 @triton.jit
-def _tile(X, base, offs_c, hw, stride_c, channels_per_group, num_positions):
-    mask = (offs_c[:, None] < channels_per_group) & (hw[None, :] < num_positions)
-    x = tl.load(X + base + offs_c[:, None] * stride_c + hw[None, :], mask=mask, other=0.0)
-    return x.to(tl.float32), mask
+def _offsets(offs_c, hw, cpg, npos):
+    """Offsets and mask of a (channels × positions) tile inside one contiguous (cpg, npos) group."""
+    return offs_c[:, None] * npos + hw[None, :], (offs_c[:, None] < cpg) & (hw[None, :] < npos)
+
+
+@triton.jit
+def _affine(W, B, group, offs_c, cpg):
+    channels = group * cpg + offs_c
+    weight = tl.load(W + channels, mask=offs_c < cpg, other=0.0).to(tl.float32)
+    bias = tl.load(B + channels, mask=offs_c < cpg, other=0.0).to(tl.float32)
+    return weight[:, None], bias[:, None]
 
 
 @triton.jit
 def _gn_silu_fwd_kernel(
-    X, W, B, Y, Mean, Rstd,
-    num_groups, channels_per_group, num_positions, eps,
+    X, Y, W, B, Mean, Rstd, num_groups, cpg, npos, eps,
     BLOCK_C: tl.constexpr, BLOCK_HW: tl.constexpr,
-):
-    pid = tl.program_id(0)  # = sample * num_groups + group
-    group = pid % num_groups
-    base = pid.to(tl.int64) * channels_per_group * num_positions  # X, Y are contiguous (N, C, HW)
+):  # fmt: skip
+    pid = tl.program_id(0)  # sample * num_groups + group; cpg channels per group, npos positions
+    base = pid.to(tl.int64) * cpg * npos  # X and Y are contiguous (N, C, positions)
+    X += base
+    Y += base
     offs_c = tl.arange(0, BLOCK_C)
     offs_hw = tl.arange(0, BLOCK_HW)
-    count = channels_per_group * num_positions
+    count = cpg * npos
 
     acc = tl.zeros([BLOCK_C, BLOCK_HW], tl.float32)
-    for start in range(0, num_positions, BLOCK_HW):
-        x, _ = _tile(X, base, offs_c, start + offs_hw, num_positions, channels_per_group, num_positions)
-        acc += x
+    for start in range(0, npos, BLOCK_HW):
+        offs, mask = _offsets(offs_c, start + offs_hw, cpg, npos)
+        acc += tl.load(X + offs, mask=mask, other=0.0).to(tl.float32)
     mean = tl.sum(tl.sum(acc, 1), 0) / count
     acc = tl.zeros([BLOCK_C, BLOCK_HW], tl.float32)
-    for start in range(0, num_positions, BLOCK_HW):
-        x, mask = _tile(X, base, offs_c, start + offs_hw, num_positions, channels_per_group, num_positions)
+    for start in range(0, npos, BLOCK_HW):
+        offs, mask = _offsets(offs_c, start + offs_hw, cpg, npos)
+        x = tl.load(X + offs, mask=mask, other=0.0).to(tl.float32)
         centred = tl.where(mask, x - mean, 0.0)
         acc += centred * centred
     rstd = 1.0 / tl.sqrt(tl.sum(tl.sum(acc, 1), 0) / count + eps)
 
-    channels = group * channels_per_group + offs_c
-    weight = tl.load(W + channels, mask=offs_c < channels_per_group, other=0.0).to(tl.float32)
-    bias = tl.load(B + channels, mask=offs_c < channels_per_group, other=0.0).to(tl.float32)
-    for start in range(0, num_positions, BLOCK_HW):
-        hw = start + offs_hw
-        x, mask = _tile(X, base, offs_c, hw, num_positions, channels_per_group, num_positions)
-        z = (x - mean) * rstd * weight[:, None] + bias[:, None]
-        y = z * tl.sigmoid(z)
-        tl.store(Y + base + offs_c[:, None] * num_positions + hw[None, :], y.to(Y.dtype.element_ty), mask=mask)
+    weight, bias = _affine(W, B, pid % num_groups, offs_c, cpg)
+    for start in range(0, npos, BLOCK_HW):
+        offs, mask = _offsets(offs_c, start + offs_hw, cpg, npos)
+        x = tl.load(X + offs, mask=mask, other=0.0).to(tl.float32)
+        z = (x - mean) * rstd * weight + bias
+        tl.store(Y + offs, (z * tl.sigmoid(z)).to(Y.dtype.element_ty), mask=mask)
     tl.store(Mean + pid, mean)
     tl.store(Rstd + pid, rstd)
 
 
 @triton.jit
 def _gn_silu_bwd_kernel(
-    DY, X, W, B, Mean, Rstd, DX, DWPartial, DBPartial,
-    num_channels, num_groups, channels_per_group, num_positions,
+    DY, X, DX, W, B, Mean, Rstd, DWPartial, DBPartial, num_channels, num_groups, cpg, npos,
     BLOCK_C: tl.constexpr, BLOCK_HW: tl.constexpr,
-):
+):  # fmt: skip
     pid = tl.program_id(0)
     group = pid % num_groups
-    sample = pid // num_groups
-    base = pid.to(tl.int64) * channels_per_group * num_positions
+    base = pid.to(tl.int64) * cpg * npos
+    X += base
+    DY += base
+    DX += base
     offs_c = tl.arange(0, BLOCK_C)
     offs_hw = tl.arange(0, BLOCK_HW)
-    count = channels_per_group * num_positions
+    count = cpg * npos
     mean = tl.load(Mean + pid)
     rstd = tl.load(Rstd + pid)
-    channels = group * channels_per_group + offs_c
-    weight = tl.load(W + channels, mask=offs_c < channels_per_group, other=0.0).to(tl.float32)
-    bias = tl.load(B + channels, mask=offs_c < channels_per_group, other=0.0).to(tl.float32)
+    weight, bias = _affine(W, B, group, offs_c, cpg)
 
-    sum_g = tl.zeros([BLOCK_C, BLOCK_HW], tl.float32)
-    sum_gx = tl.zeros([BLOCK_C, BLOCK_HW], tl.float32)
-    for start in range(0, num_positions, BLOCK_HW):
-        x, mask = _tile(X, base, offs_c, start + offs_hw, num_positions, channels_per_group, num_positions)
-        dy, _ = _tile(DY, base, offs_c, start + offs_hw, num_positions, channels_per_group, num_positions)
+    sum_dz = tl.zeros([BLOCK_C, BLOCK_HW], tl.float32)
+    sum_dz_xhat = tl.zeros([BLOCK_C, BLOCK_HW], tl.float32)
+    for start in range(0, npos, BLOCK_HW):
+        offs, mask = _offsets(offs_c, start + offs_hw, cpg, npos)
+        x = tl.load(X + offs, mask=mask, other=0.0).to(tl.float32)
+        dy = tl.load(DY + offs, mask=mask, other=0.0).to(tl.float32)
         x_hat = tl.where(mask, (x - mean) * rstd, 0.0)
-        z = x_hat * weight[:, None] + bias[:, None]
+        z = x_hat * weight + bias
         sig = tl.sigmoid(z)
         dz = dy * sig * (1.0 + z * (1.0 - sig))
-        sum_g += dz  # per channel: dβ; times γ: the group sums
-        sum_gx += dz * x_hat
-    db_c = tl.sum(sum_g, 1)
-    dw_c = tl.sum(sum_gx, 1)
-    partial = sample.to(tl.int64) * num_channels + channels
-    tl.store(DBPartial + partial, db_c, mask=offs_c < channels_per_group)
-    tl.store(DWPartial + partial, dw_c, mask=offs_c < channels_per_group)
-    mean_g = tl.sum(db_c * weight, 0) / count
-    mean_gx = tl.sum(dw_c * weight, 0) / count
+        sum_dz += dz
+        sum_dz_xhat += dz * x_hat
+    dbias_c = tl.sum(sum_dz, 1)  # per channel of this sample: dβ and dγ partial sums
+    dweight_c = tl.sum(sum_dz_xhat, 1)
+    partial = (pid // num_groups).to(tl.int64) * num_channels + group * cpg + offs_c
+    tl.store(DBPartial + partial, dbias_c, mask=offs_c < cpg)
+    tl.store(DWPartial + partial, dweight_c, mask=offs_c < cpg)
+    mean_g = tl.sum(dbias_c * tl.sum(weight, 1), 0) / count  # g = γ dz
+    mean_g_xhat = tl.sum(dweight_c * tl.sum(weight, 1), 0) / count
 
-    for start in range(0, num_positions, BLOCK_HW):
-        hw = start + offs_hw
-        x, mask = _tile(X, base, offs_c, hw, num_positions, channels_per_group, num_positions)
-        dy, _ = _tile(DY, base, offs_c, hw, num_positions, channels_per_group, num_positions)
+    for start in range(0, npos, BLOCK_HW):
+        offs, mask = _offsets(offs_c, start + offs_hw, cpg, npos)
+        x = tl.load(X + offs, mask=mask, other=0.0).to(tl.float32)
+        dy = tl.load(DY + offs, mask=mask, other=0.0).to(tl.float32)
         x_hat = (x - mean) * rstd
-        z = x_hat * weight[:, None] + bias[:, None]
+        z = x_hat * weight + bias
         sig = tl.sigmoid(z)
-        g = dy * sig * (1.0 + z * (1.0 - sig)) * weight[:, None]
-        dx = rstd * (g - mean_g - x_hat * mean_gx)
-        tl.store(DX + base + offs_c[:, None] * num_positions + hw[None, :], dx.to(DX.dtype.element_ty), mask=mask)
+        g = dy * sig * (1.0 + z * (1.0 - sig)) * weight
+        dx = rstd * (g - mean_g - x_hat * mean_g_xhat)
+        tl.store(DX + offs, dx.to(DX.dtype.element_ty), mask=mask)
 
 
 def _tiles(channels_per_group: int, num_positions: int, device: torch.device) -> dict:
@@ -131,9 +136,10 @@ def group_norm_silu_fwd(
     mean = torch.empty((samples, num_groups), device=x.device, dtype=torch.float32)
     rstd = torch.empty_like(mean)
     cpg = channels // num_groups
-    _gn_silu_fwd_kernel[(samples * num_groups,)](
-        x3, weight, bias, y, mean, rstd, num_groups, cpg, positions, eps,
-        **_tiles(cpg, positions, x.device),
+    tiles = _tiles(cpg, positions, x.device)
+    grid = (samples * num_groups,)
+    _gn_silu_fwd_kernel[grid](
+        x3, y, weight, bias, mean, rstd, num_groups, cpg, positions, eps, **tiles
     )
     return y.view(x.shape), mean, rstd
 
@@ -141,7 +147,11 @@ def group_norm_silu_fwd(
 @group_norm_silu_fwd.register_fake
 def _(x, weight, bias, num_groups, eps):
     stats = x.new_empty((x.shape[0], num_groups), dtype=torch.float32)
-    return torch.empty_like(x, memory_format=torch.contiguous_format), stats, torch.empty_like(stats)
+    return (
+        torch.empty_like(x, memory_format=torch.contiguous_format),
+        stats,
+        torch.empty_like(stats),
+    )
 
 
 @torch.library.custom_op("diffrepro::group_norm_silu_bwd", mutates_args=())
@@ -162,9 +172,11 @@ def group_norm_silu_bwd(
     dw_partial = torch.empty((samples, channels), device=x.device, dtype=torch.float32)
     db_partial = torch.empty_like(dw_partial)
     cpg = channels // num_groups
-    _gn_silu_bwd_kernel[(samples * num_groups,)](
-        dy3, x3, weight, bias, mean, rstd, dx, dw_partial, db_partial,
-        channels, num_groups, cpg, positions, **_tiles(cpg, positions, x.device),
+    stats = (mean, rstd, dw_partial, db_partial)
+    sizes = (channels, num_groups, cpg, positions)
+    grid = (samples * num_groups,)
+    _gn_silu_bwd_kernel[grid](
+        dy3, x3, dx, weight, bias, *stats, *sizes, **_tiles(cpg, positions, x.device)
     )
     return dx.view(x.shape), dw_partial.sum(0), db_partial.sum(0)
 
@@ -172,7 +184,11 @@ def group_norm_silu_bwd(
 @group_norm_silu_bwd.register_fake
 def _(grad_y, x, weight, bias, mean, rstd, num_groups):
     per_channel = x.new_empty((x.shape[1],), dtype=torch.float32)
-    return torch.empty_like(x, memory_format=torch.contiguous_format), per_channel, torch.empty_like(per_channel)
+    return (
+        torch.empty_like(x, memory_format=torch.contiguous_format),
+        per_channel,
+        torch.empty_like(per_channel),
+    )
 
 
 def _setup_context(ctx, inputs, output):
@@ -192,9 +208,13 @@ group_norm_silu_fwd.register_autograd(_backward, setup_context=_setup_context)
 
 
 def group_norm_silu_triton(
-    x: torch.Tensor, num_groups: int, weight: torch.Tensor | None, bias: torch.Tensor | None, eps: float
+    x: torch.Tensor,
+    num_groups: int,
+    weight: torch.Tensor | None,
+    bias: torch.Tensor | None,
+    eps: float,
 ) -> torch.Tensor:
-    """SiLU(GroupNorm(x)) with the Triton kernels; x is (N, C, *spatial), C divisible by num_groups."""
+    """SiLU(GroupNorm(x)) with the Triton kernels; x is (N, C, *), C divisible by num_groups."""
     channels = x.shape[1]
     if weight is None:
         weight = x.new_ones(channels, dtype=torch.float32)

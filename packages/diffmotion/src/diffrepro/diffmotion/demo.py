@@ -1,0 +1,217 @@
+"""``diffmotion demo``: train a small DiffMotion on the embedded synthetic speech + gesture set,
+generate gestures for held-out utterances and compare them with the synthetic ground truth."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from diffrepro.core.config import config_to_dict, save_config
+from diffrepro.core.report import DemoResult, Headline, markdown_table, write_metrics
+from diffrepro.core.repro import resolve_device, seed_everything
+
+from .audio import write_wav
+from .bvh import write_bvh
+from .config import PRESETS, DiffMotionConfig
+from .data import Utterance, synthetic_utterances, training_clips
+from .metrics import diversity, hand_speed, kinematics, positions, speech_energy, speed_energy_correlation
+from .pipeline import poses_for_speech
+from .poses import poses_to_motion
+from .render import line_plot_png, stick_figure_gif
+from .skeleton import upper_body_skeleton
+from .speech import espeak_available
+from .train import CHECKPOINT_NAME, load_model, train
+
+FALLBACK_NOTE = (
+    "espeakng-loader is not installed (pip install 'diffrepro-diffmotion[demo]'), so the speech is "
+    "the documented prosody-like stand-in signal, not synthesised words"
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class DemoScale:
+    train_utterances: int
+    test_utterances: int
+    copies: int  # samples per held-out utterance (diversity)
+    max_test_frames: int | None
+    config: DiffMotionConfig
+
+
+def _scale(quick: bool) -> DemoScale:
+    if quick:
+        return DemoScale(3, 1, 2, 24, dataclasses.replace(PRESETS["tiny"], steps=10))
+    return DemoScale(40, 3, 3, None, PRESETS["demo"])
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "diffrepro" / "diffmotion"
+
+
+def _trained_model(scale: DemoScale, utterances: list[Utterance], seed: int, key: str,
+                   out_dir: Path, device: torch.device, quick: bool):
+    cfg = scale.config
+    cached = cache_dir() / key
+    if not quick and (cached / CHECKPOINT_NAME).is_file():
+        model, _ = load_model(cached / CHECKPOINT_NAME, device)
+        return model, json.loads((cached / "losses.json").read_text()), True
+    poses, speech = training_clips(utterances, cfg.clip_frames, cfg.clip_hop, cfg.joints, mirror=cfg.mirror)
+    result = train(cfg, poses, speech, seed=seed, device=device, out_dir=out_dir, progress=not quick)
+    if not quick:
+        cached.mkdir(parents=True, exist_ok=True)
+        (out_dir / CHECKPOINT_NAME).replace(cached / CHECKPOINT_NAME)
+        (cached / "losses.json").write_text(json.dumps(result.losses))
+    return result.model, result.losses, False
+
+
+def demo(out_dir: Path, *, device: str = "cpu", seed: int = 0, quick: bool = False) -> DemoResult:
+    """Run the CPU-scale reproduction and write report.md, metrics.json, a GIF, a PNG and BVHs."""
+    start = time.perf_counter()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    seed_everything(seed)
+    torch_device = resolve_device(device)
+    scale = _scale(quick)
+    cfg = scale.config
+    use_espeak = espeak_available()
+    if not use_espeak:
+        print(f"note: {FALLBACK_NOTE}")
+    utterances = synthetic_utterances(
+        scale.train_utterances + scale.test_utterances, seed, cfg.joints, use_espeak=use_espeak
+    )
+    train_set, test_set = utterances[: scale.train_utterances], utterances[scale.train_utterances :]
+    key_source = json.dumps([config_to_dict(cfg), seed, use_espeak, scale.train_utterances], sort_keys=True)
+    key = hashlib.sha256(key_source.encode()).hexdigest()[:16]
+    model, losses, cached = _trained_model(scale, train_set, seed, key, out_dir, torch_device, quick)
+    save_config(cfg, out_dir / "config.json")
+    train_seconds = time.perf_counter() - start
+
+    skeleton = upper_body_skeleton()
+    rows, first = [], None
+    for index, utterance in enumerate(test_set):
+        speech = utterance.speech[: scale.max_test_frames]
+        truth = utterance.poses[: scale.max_test_frames]
+        generated = poses_for_speech(model, speech, cfg.sampling, seed=seed + index, copies=scale.copies)
+        rows.append(_evaluate(speech, truth, generated, skeleton, cfg))
+        write_bvh(poses_to_motion(truth, skeleton, cfg.joints, cfg.fps), out_dir / f"{utterance.name}_truth.bvh")
+        write_bvh(poses_to_motion(generated[0], skeleton, cfg.joints, cfg.fps), out_dir / f"{utterance.name}_ours.bvh")
+        write_wav(out_dir / f"{utterance.name}.wav", utterance.audio, utterance.sample_rate)
+        if first is None:
+            first = (utterance, speech, truth, generated)
+    metrics = _summarise(rows)
+    metrics.update(
+        train_steps=cfg.steps, final_loss=float(np.mean(losses[-50:])), initial_loss=float(np.mean(losses[:10])),
+        speech_source="espeak-ng (espeakng-loader)" if use_espeak else "prosody-like stand-in",
+        train_utterances=scale.train_utterances, test_utterances=scale.test_utterances,
+        model_cached=cached, seconds=time.perf_counter() - start, train_seconds=train_seconds,
+        sampling=config_to_dict(cfg.sampling),
+    )
+    _figures(out_dir, first, losses, skeleton, cfg)
+    _tensorboard(out_dir, metrics)
+    write_metrics(out_dir, metrics)
+    headline = _headline(metrics)
+    report = _report(out_dir, metrics, headline, cfg, quick, use_espeak)
+    return DemoResult(report, headline, metrics)
+
+
+def _evaluate(speech, truth, generated, skeleton, cfg) -> dict[str, float]:
+    fps = cfg.fps
+    energy = speech_energy(speech)[1:]
+    truth_pos = positions(truth, skeleton, cfg.joints, fps)
+    ours_pos = [positions(g, skeleton, cfg.joints, fps) for g in generated]
+    truth_kin, ours_kin = kinematics(truth_pos, fps), kinematics(ours_pos[0], fps)
+    return {
+        "corr_truth": speed_energy_correlation(hand_speed(truth_pos, skeleton, fps), energy, fps),
+        "corr_ours": float(np.mean([
+            speed_energy_correlation(hand_speed(p, skeleton, fps), energy, fps) for p in ours_pos
+        ])),
+        **{f"{k}_truth": v for k, v in truth_kin.items()},
+        **{f"{k}_ours": v for k, v in ours_kin.items()},
+        "diversity_ours": diversity(np.stack(ours_pos)),
+    }  # fmt: skip
+
+
+def _summarise(rows: list[dict[str, float]]) -> dict[str, float]:
+    return {key: float(np.mean([r[key] for r in rows])) for key in rows[0]}
+
+
+def _figures(out_dir, first, losses, skeleton, cfg) -> None:
+    utterance, speech, truth, generated = first
+    fps = cfg.fps
+    truth_pos = positions(truth, skeleton, cfg.joints, fps)
+    ours_pos = [positions(g, skeleton, cfg.joints, fps) for g in generated[:2]]
+    parents = [j.parent for j in skeleton.joints]
+    titles = ["synthetic truth"] + [f"ours, sample {k + 1}" for k in range(len(ours_pos))]
+    stick_figure_gif(out_dir / "gestures.gif", [truth_pos, *ours_pos], parents, titles, fps,
+                     head=skeleton.index("Head"))
+    line_plot_png(out_dir / "speech_and_motion.png", [
+        (f"speech energy (log mel power), {utterance.name}", [("energy", speech_energy(speech))]),
+        ("hand speed (cm/s)", [("truth", hand_speed(truth_pos, skeleton, fps)),
+                               ("ours", hand_speed(ours_pos[0], skeleton, fps))]),
+        ("training loss", [("loss", np.convolve(losses, np.ones(10) / 10, "valid"))]),
+    ])  # fmt: skip
+
+
+def _tensorboard(out_dir: Path, metrics: dict) -> None:
+    from torch.utils.tensorboard import SummaryWriter
+
+    with SummaryWriter(str(out_dir / "tensorboard")) as writer:
+        for key, value in metrics.items():
+            if isinstance(value, float):
+                writer.add_scalar(f"demo/{key}", value)
+
+
+def _headline(m: dict) -> tuple[Headline, ...]:
+    unverified = "not verified"
+    return (
+        Headline("hand speed-speech energy correlation", unverified,
+                 f"{m['corr_ours']:.2f} (truth {m['corr_truth']:.2f})", "synthetic data; Pearson r"),
+        Headline("mean acceleration, cm/s^2", unverified,
+                 f"{m['acceleration_ours']:.0f} (truth {m['acceleration_truth']:.0f})", "all joints, 20 fps"),
+        Headline("mean jerk, cm/s^3", unverified,
+                 f"{m['jerk_ours']:.0f} (truth {m['jerk_truth']:.0f})", "all joints, 20 fps"),
+        Headline("sample diversity, cm", unverified, f"{m['diversity_ours']:.2f}",
+                 "mean pairwise joint distance, same speech"),
+    )  # fmt: skip
+
+
+def _report(out_dir, metrics, headline, cfg, quick, use_espeak) -> Path:
+    m = cfg.model
+    speech = "espeak-ng speech (espeakng-loader wheel)" if use_espeak else FALLBACK_NOTE
+    lines = [
+        "# DiffMotion reproduction (CPU scale)", "",
+        "What was run: " + ("a seconds-long smoke test (`quick=True`). " if quick else "")
+        + f"{metrics['train_utterances']} synthetic utterances ({speech}) with procedural gestures "
+        "that follow the speech (beats on energy onsets, loudness-driven amplitude, idle sway) on a "
+        f"15-joint upper-body skeleton; a DiffMotion with an LSTM of {m.lstm_layers} x {m.lstm_hidden} "
+        f"(the paper: 2 x 512) and the official TimeGrad denoiser ({m.residual_layers} layers, "
+        f"{m.residual_channels} channels), quadratic schedule of {m.diffusion_steps} steps "
+        f"({m.beta_start:g} to {m.beta_end:g}), trained {cfg.steps} steps of {cfg.batch_size} clips; "
+        f"{metrics['test_utterances']} held-out utterances generated frame by frame "
+        f"({cfg.sampling.steps or m.diffusion_steps} respaced sampling steps, reduce={cfg.sampling.reduce}).",
+        "", "## Paper vs ours", "", markdown_table(headline), "",
+        "The paper's tables were not available to us (only the abstract), so its numbers are not "
+        "quoted; it trains on about 4 h of Trinity motion capture, which cannot be redistributed.",
+        "", "## Honest statement of scale", "",
+        "This is a faithful pipeline (log-mel features, conditioning windows, data dropout, LSTM + "
+        "per-frame diffusion, autoregressive sampling, BVH out) run at toy scale on synthetic data "
+        "with a known speech-motion coupling. The numbers show whether the model picks up that "
+        "coupling and how smooth and diverse its samples are; they are not comparable with the "
+        "paper's results on real motion capture.", "",
+        "## Figures", "",
+        "- `gestures.gif`: synthetic truth beside two samples for the same held-out speech.",
+        "- `speech_and_motion.png`: speech energy, hand speed (truth vs ours) and the training loss.",
+        "- `*_truth.bvh`, `*_ours.bvh`, `*.wav`: the clips and their speech.", "",
+        "![speech and motion](speech_and_motion.png)", "", "![gestures](gestures.gif)", "",
+        "## All metrics", "", "```json", json.dumps(metrics, indent=2, sort_keys=True), "```", "",
+    ]  # fmt: skip
+    path = out_dir / "report.md"
+    path.write_text("\n".join(lines))
+    return path

@@ -1,0 +1,199 @@
+"""``vidm demo``: the CPU-scale reproduction on the embedded sprite videos.
+
+1. Train a tiny content generator and two tiny motion generators (PosGN with and without its
+   frame coordinate: the paper's PosGN ablation) on 16 px, 8-frame synthetic clips; the trained
+   weights are cached in ``~/.cache/diffrepro/vidm/`` (``XDG_CACHE_HOME``) and reused.
+2. Given the true first frames of held-out clips, generate the continuation frame by frame
+   (respaced ancestral sampling, block-matching flow on the generated frames) and compare with
+   the ground truth: per-frame MSE and frame-to-frame change; "repeat the first frame" is the
+   reference point.
+3. Generate videos from scratch (content generator, then motion generator).
+4. Write ``videos.gif``, ``frames.png``, ``samples.gif``, ``metrics.json``, TensorBoard scalars and
+   ``report.md``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from diffrepro.core.config import config_to_dict
+from diffrepro.core.repro import resolve_device, seed_everything
+from diffrepro.core.report import DemoResult, Headline, markdown_table, write_metrics
+from diffrepro.vidm.config import VIDMConfig, preset
+from diffrepro.vidm.evaluate import per_frame_mse, temporal_change
+from diffrepro.vidm.generate import generate_first_frames, generate_videos
+from diffrepro.vidm.synthetic import SyntheticSprites
+from diffrepro.vidm.training import generation_flow_source, train_stage
+from diffrepro.vidm.video_io import save_frame_grid, save_gif
+
+PAPER_NOTE = "paper tables not verified (full text unavailable)"
+
+
+def demo_config(quick: bool) -> VIDMConfig:
+    if not quick:
+        return preset("demo")
+    cfg = preset("tiny")
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, steps=2, checkpoint_every=2))
+
+
+def cache_dir(cfg: VIDMConfig, seed: int) -> Path:
+    """Where the demo's trained weights live, keyed by the config and seed."""
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "diffrepro" / "vidm"
+    key = hashlib.sha256(json.dumps([config_to_dict(cfg), seed], sort_keys=True).encode()).hexdigest()[:12]
+    return root / f"demo-{key}"
+
+
+def run_demo(out_dir: Path, *, device: str = "cpu", seed: int = 0, quick: bool = False) -> DemoResult:
+    start = time.perf_counter()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch_device = resolve_device(device)
+    cfg = demo_config(quick)
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=seed))
+    seed_everything(seed)
+    work = out_dir / "train" if quick else cache_dir(cfg, seed)
+    train_clips = SyntheticSprites(cfg.data.synthetic())
+    cached = [train_clips[i] for i in range(len(train_clips))]
+    no_frame = dataclasses.replace(cfg, motion=dataclasses.replace(cfg.motion, use_frame_coordinate=False))
+    content, _ = train_stage(cfg, "content", work, device=torch_device, dataset=cached)
+    motion, _ = train_stage(cfg, "motion", work, device=torch_device, dataset=cached)
+    motion_no_frame, _ = train_stage(no_frame, "motion", work / "no_frame", device=torch_device, dataset=cached)
+    trained_s = time.perf_counter() - start
+
+    count, frames = cfg.generation.num_videos, cfg.generation.frames
+    test = SyntheticSprites(dataclasses.replace(cfg.data.synthetic(), seed=cfg.data.seed + 1, num_clips=count, frames=frames))
+    truth = torch.stack([clip["frames"] for clip in test]).to(torch_device)
+    seeds = [seed * 10_000 + k for k in range(count)]
+    flow = generation_flow_source(cfg)
+    videos = {
+        "posgn": generate_videos(motion, truth[:, 0], frames, seeds, cfg.diffusion, flow),
+        "posgn_without_frame": generate_videos(motion_no_frame, truth[:, 0], frames, seeds, cfg.diffusion, flow),
+        "repeat_first_frame": truth[:, :1].expand(-1, frames, -1, -1, -1),
+    }
+    first = generate_first_frames(content, seeds, cfg.diffusion, truncation=cfg.generation.truncation)
+    scratch = generate_videos(motion, first, frames, seeds, cfg.diffusion, flow)
+
+    metrics = _metrics(videos, truth)
+    metrics.update(
+        seconds={"train": trained_s, "total": time.perf_counter() - start},
+        scale={
+            "image_size": cfg.data.image_size,
+            "frames": frames,
+            "train_clips": cfg.data.num_clips,
+            "train_steps_per_generator": cfg.train.steps,
+            "test_videos": count,
+            "sampling_steps": cfg.diffusion.respacing,
+        },
+    )
+    write_metrics(out_dir, metrics)
+    scale = 1 if quick else 4
+    save_gif(torch.cat([truth, videos["posgn"], videos["posgn_without_frame"]], dim=-2)[:4], out_dir / "videos.gif", fps=cfg.generation.fps, scale=scale)
+    save_gif(scratch, out_dir / "samples.gif", fps=cfg.generation.fps, scale=scale)
+    grid = torch.stack([truth[:3], videos["posgn"][:3], videos["posgn_without_frame"][:3]], dim=1).flatten(0, 1)
+    save_frame_grid(grid, out_dir / "frames.png", scale=scale)
+    save_frame_grid(scratch, out_dir / "samples.png", scale=scale)
+    _log_tensorboard(out_dir / "tb", metrics)
+    headline = _headline(metrics)
+    report = _write_report(out_dir, cfg, metrics, headline, quick)
+    return DemoResult(report=report, headline=headline, metrics=metrics)
+
+
+def _metrics(videos: dict[str, Tensor], truth: Tensor) -> dict:
+    truth_change = temporal_change(truth)
+    out: dict = {"ground_truth": {"temporal_change": truth_change.mean().item()}}
+    for name, video in videos.items():
+        mse = per_frame_mse(video.float(), truth)[1:]
+        change = temporal_change(video.float())
+        out[name] = {
+            "mse_per_frame": mse.tolist(),
+            "mse": mse.mean().item(),
+            "temporal_change": change.mean().item(),
+            "temporal_gap": (change - truth_change).abs().mean().item(),
+        }
+    return out
+
+
+def _log_tensorboard(folder: Path, metrics: dict) -> None:
+    from torch.utils.tensorboard import SummaryWriter
+
+    with SummaryWriter(log_dir=str(folder)) as writer:
+        for name in ("posgn", "posgn_without_frame", "repeat_first_frame"):
+            for n, value in enumerate(metrics[name]["mse_per_frame"], start=1):
+                writer.add_scalar(f"mse_per_frame/{name}", value, global_step=n)
+
+
+def _headline(metrics: dict) -> tuple[Headline, ...]:
+    pos, off, copy = metrics["posgn"], metrics["posgn_without_frame"], metrics["repeat_first_frame"]
+    return (
+        Headline("FVD / KVD / IS (UCF-101, TaiChi, Sky, CLEVRER)", "not verified", "not measured", "no I3D/C3D features offline; CPU scale"),
+        Headline("per-frame MSE vs ground truth, PosGN (full)", PAPER_NOTE, f"{pos['mse']:.4f}", f"repeat-first-frame: {copy['mse']:.4f}"),
+        Headline("per-frame MSE, PosGN without frame coordinate", "ablation in paper (not verified)", f"{off['mse']:.4f}", "the paper's PosGN ablation"),
+        Headline(
+            "temporal gap |change - true change|, full / without n",
+            PAPER_NOTE,
+            f"{pos['temporal_gap']:.4f} / {off['temporal_gap']:.4f}",
+            f"true frame-to-frame change {metrics['ground_truth']['temporal_change']:.4f}",
+        ),
+    )
+
+
+def _write_report(out_dir: Path, cfg: VIDMConfig, metrics: dict, headline: tuple[Headline, ...], quick: bool) -> Path:
+    scale = metrics["scale"]
+    rows = ["| frame n | " + " | ".join(str(n) for n in range(1, scale["frames"])) + " |", "|---" * scale["frames"] + "|"]
+    for name in ("posgn", "posgn_without_frame", "repeat_first_frame"):
+        rows.append(f"| {name} | " + " | ".join(f"{v:.4f}" for v in metrics[name]["mse_per_frame"]) + " |")
+    lines = [
+        "# VIDM: CPU-scale reproduction" + (" (quick smoke run)" if quick else ""),
+        "",
+        "## What was run",
+        "",
+        f"Synthetic sprite videos ({scale['image_size']} px, {scale['frames']} frames, sprites moving with constant "
+        "integer velocity and bouncing, over backgrounds cut from the scikit-image photos, exact ground-truth flow). "
+        f"A content generator and two motion generators (PosGN with and without the frame coordinate) were trained "
+        f"for {scale['train_steps_per_generator']} steps each on {scale['train_clips']} clips "
+        "(1000-step linear schedule, eps prediction, learned-range variance, P2-weighted MSE + L_vb). "
+        f"Generation: ancestral sampling respaced to \"{scale['sampling_steps']}\" steps, frame by frame, "
+        "with block-matching flow estimated on the generated frames. "
+        f"{scale['test_videos']} held-out clips; time: {metrics['seconds']['total']:.0f} s.",
+        "",
+        "## Paper vs ours",
+        "",
+        markdown_table(headline),
+        "",
+        "## Per-frame MSE against the ground-truth continuation (given the true first frame)",
+        "",
+        *rows,
+        "",
+        "![ground truth / PosGN / PosGN without frame coordinate](frames.png)",
+        "",
+        "Rows in `frames.png` come in threes: ground truth, PosGN, PosGN without the frame coordinate. "
+        "`videos.gif` shows the same stacked vertically; `samples.gif` / `samples.png` are videos generated from scratch "
+        "(content generator, then motion generator).",
+        "",
+        "## Statement of scale",
+        "",
+        "The paper trains ~190 M-parameter networks for 400k-800k iterations on 128 px videos and reports FVD/KVD/IS. "
+        f"This demo trains networks of about {_params(cfg)} parameters for minutes on a CPU, on {scale['image_size']} px "
+        "synthetic clips, and measures pixel errors against a known continuation. The numbers show that the pipeline "
+        "works end to end; they are small-sample, single-seed figures and say nothing about the paper's FVD claims. "
+        "Expect the PosGN ablation difference at this scale to be within noise.",
+        "",
+    ]
+    path = out_dir / "report.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def _params(cfg: VIDMConfig) -> str:
+    from diffrepro.vidm.training import build_network
+
+    total = sum(p.numel() for stage in ("content", "motion") for p in build_network(cfg, stage).parameters())
+    return f"{total / 1e6:.2f} M"

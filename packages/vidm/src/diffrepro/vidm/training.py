@@ -1,0 +1,143 @@
+"""Training both generators with the shared loop (``diffrepro.core.train``), and loading them back.
+
+``train_stage(cfg, "content" | "motion", out_dir)`` writes ``out_dir/<stage>/checkpoints/...``
+(weights, EMA and the full VIDM config as JSON, so ``num_frames`` travels with the weights) and
+TensorBoard logs in ``out_dir/<stage>/tb``. ``load_generator(folder, stage)`` returns the EMA
+network of the latest checkpoint and the config it was trained with.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from diffrepro.core.checkpoints import load_checkpoint, load_state_dict
+from diffrepro.core.config import config_from_dict
+from diffrepro.core.train import TrainResult, latest_checkpoint, train
+from diffrepro.vidm.config import VIDMConfig
+from diffrepro.vidm.content import ContentUNet
+from diffrepro.vidm.diffusion import make_schedule, training_loss
+from diffrepro.vidm.flow import FlowSource, make_flow_source
+from diffrepro.vidm.motion_unet import MotionUNet
+from diffrepro.vidm.pairs import content_batch, motion_batch
+from diffrepro.vidm.synthetic import SyntheticSprites
+from diffrepro.vidm.video_folder import VideoFolder
+
+STAGES = ("content", "motion")
+
+
+def make_dataset(cfg: VIDMConfig) -> torch.utils.data.Dataset:
+    """The embedded sprite videos (``data.root`` empty) or a folder of videos."""
+    data = cfg.data
+    if not data.root:
+        return SyntheticSprites(data.synthetic())
+    return VideoFolder(data.root, size=data.image_size, frames=data.frames)
+
+
+def build_network(cfg: VIDMConfig, stage: str) -> nn.Module:
+    _check_stage(stage)
+    return ContentUNet(cfg.content) if stage == "content" else MotionUNet(cfg.motion)
+
+
+def training_flow_source(cfg: VIDMConfig) -> FlowSource | None:
+    """None means ground truth (the dataset's ``flow``), else the configured estimator."""
+    if cfg.flow.training == "ground_truth":
+        if cfg.data.root:
+            raise ValueError("flow.training=ground_truth needs the synthetic data; set flow.training=block_matching or torchscript")
+        return None
+    return make_flow_source(cfg.flow.training, radius=cfg.flow.radius or cfg.data.image_size // 2, path=cfg.flow.network)
+
+
+def generation_flow_source(cfg: VIDMConfig) -> FlowSource:
+    return make_flow_source(cfg.flow.generation, radius=cfg.flow.radius or cfg.data.image_size // 2, path=cfg.flow.network)
+
+
+def stage_loss(cfg: VIDMConfig, stage: str):
+    """``loss_fn(model, batch, generator=None) -> scalar`` for the shared training loop (a
+    seeded ``generator`` fixes the frame indices, flips, steps and noise, e.g. for evaluation)."""
+    _check_stage(stage)
+    schedule = make_schedule(cfg.diffusion)
+    if stage == "content":
+
+        def content_loss(model: nn.Module, batch: dict[str, Tensor], generator: torch.Generator | None = None) -> Tensor:
+            x0 = content_batch(batch["frames"], generator, hflip=cfg.data.hflip)
+            return training_loss(model, x0, schedule, cfg.diffusion, generator)["loss"]
+
+        return content_loss
+    flow_source = training_flow_source(cfg)
+
+    def motion_loss(model: nn.Module, batch: dict[str, Tensor], generator: torch.Generator | None = None) -> Tensor:
+        example = motion_batch(
+            batch["frames"],
+            batch.get("flow") if flow_source is None else None,
+            generator,
+            flow_source=flow_source,
+            upstream_range=cfg.data.upstream_range,
+            hflip=cfg.data.hflip,
+        )
+
+        def model_fn(x: Tensor, t: Tensor) -> Tensor:
+            return model(x, t, example.index, example.first, example.flow)
+
+        return training_loss(model_fn, example.target, schedule, cfg.diffusion, generator)["loss"]
+
+    return motion_loss
+
+
+def train_stage(
+    cfg: VIDMConfig,
+    stage: str,
+    out_dir: Path,
+    *,
+    device: str | torch.device = "cpu",
+    dataset: torch.utils.data.Dataset | list | None = None,
+    resume: bool = True,
+) -> tuple[nn.Module, TrainResult]:
+    """Train one generator; returns the network carrying its EMA weights, and the loop's result."""
+    model = build_network(cfg, stage)
+    result = train(
+        model,
+        stage_loss(cfg, stage),
+        dataset if dataset is not None else make_dataset(cfg),
+        cfg.train,
+        Path(out_dir) / stage,
+        model_config=cfg,
+        resume=resume,
+        device=device,
+    )
+    if result.ema is not None:
+        result.ema.copy_to(model)
+    return model.eval(), result
+
+
+def load_generator(folder: Path, stage: str, device: str | torch.device = "cpu") -> tuple[nn.Module, VIDMConfig]:
+    """The EMA network of the latest checkpoint under ``folder/<stage>`` (or ``folder`` itself)."""
+    _check_stage(stage)
+    folder = Path(folder)
+    run = folder / stage if (folder / stage).is_dir() else folder
+    checkpoint = latest_checkpoint(run)
+    if checkpoint is None:
+        raise FileNotFoundError(f"no {stage} checkpoint under {run} (train it with `vidm train --stage {stage}`)")
+    path = checkpoint / "ema.safetensors"
+    if not path.is_file():
+        path = checkpoint / "model.safetensors"
+    weights, meta = load_checkpoint(path)
+    if not isinstance(meta.get("model"), dict):
+        raise ValueError(f"{path} carries no VIDM config; it was not written by `vidm train`")
+    cfg = config_from_dict(VIDMConfig, meta["model"])
+    model = build_network(cfg, stage)
+    load_state_dict(model, weights, source=str(path))
+    return model.to(device).eval(), cfg
+
+
+def with_stage_config(cfg: VIDMConfig, trained: VIDMConfig, stage: str) -> VIDMConfig:
+    """``cfg`` with the network settings of a trained ``stage`` (they must match its weights)."""
+    return dataclasses.replace(cfg, **{stage: getattr(trained, stage)})
+
+
+def _check_stage(stage: str) -> None:
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}; expected one of {', '.join(STAGES)}")
