@@ -218,7 +218,8 @@ def test_inversion_is_exact_when_eps_does_not_depend_on_x():
     const = lambda x, t: torch.full_like(x, 0.3)  # noqa: E731
     x0 = noise(3, 4)
     grid = space_timesteps(T, "ddim10")[::-1]
-    back = sample_ddim(const, invert_ddim(const, x0, SCHED, timesteps=grid), SCHED, timesteps=grid)
+    x_T = invert_ddim(const, x0, SCHED, timesteps=grid, progress=True)
+    back = sample_ddim(const, x_T, SCHED, timesteps=grid, progress=True)
     torch.testing.assert_close(back, x0, rtol=0, atol=1e-12)
 
 

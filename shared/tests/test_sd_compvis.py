@@ -35,14 +35,18 @@ def test_sd15_sizes_match_the_published_counts():
         ("down_blocks.1.attentions.0.proj_in.weight", "input_blocks.4.1.proj_in.weight"),
         ("down_blocks.2.downsamplers.0.conv.bias", "input_blocks.9.0.op.bias"),
         ("down_blocks.3.resnets.1.conv2.weight", "input_blocks.11.0.out_layers.3.weight"),
-        ("mid_block.attentions.0.transformer_blocks.0.ff.net.2.weight",
-         "middle_block.1.transformer_blocks.0.ff.net.2.weight"),
+        (
+            "mid_block.attentions.0.transformer_blocks.0.ff.net.2.weight",
+            "middle_block.1.transformer_blocks.0.ff.net.2.weight",
+        ),
         ("mid_block.resnets.1.norm1.weight", "middle_block.2.in_layers.0.weight"),
         ("up_blocks.0.upsamplers.0.conv.weight", "output_blocks.2.1.conv.weight"),
         ("up_blocks.2.upsamplers.0.conv.weight", "output_blocks.8.2.conv.weight"),
         ("up_blocks.3.resnets.2.conv_shortcut.weight", "output_blocks.11.0.skip_connection.weight"),
-        ("up_blocks.3.attentions.2.transformer_blocks.0.attn2.to_k.weight",
-         "output_blocks.11.1.transformer_blocks.0.attn2.to_k.weight"),
+        (
+            "up_blocks.3.attentions.2.transformer_blocks.0.attn2.to_k.weight",
+            "output_blocks.11.1.transformer_blocks.0.attn2.to_k.weight",
+        ),
         ("conv_norm_out.bias", "out.0.bias"),
     ],
 )
@@ -53,8 +57,14 @@ def test_unet_names(ours, ldm):
 @pytest.mark.parametrize(
     "ours, ldm",
     [
-        ("encoder.down_blocks.1.resnets.0.conv_shortcut.weight", "encoder.down.1.block.0.nin_shortcut.weight"),
-        ("encoder.down_blocks.2.downsamplers.0.conv.weight", "encoder.down.2.downsample.conv.weight"),
+        (
+            "encoder.down_blocks.1.resnets.0.conv_shortcut.weight",
+            "encoder.down.1.block.0.nin_shortcut.weight",
+        ),
+        (
+            "encoder.down_blocks.2.downsamplers.0.conv.weight",
+            "encoder.down.2.downsample.conv.weight",
+        ),
         ("encoder.mid_block.attentions.0.to_out.0.bias", "encoder.mid.attn_1.proj_out.bias"),
         ("decoder.mid_block.resnets.1.norm2.weight", "decoder.mid.block_2.norm2.weight"),
         ("decoder.up_blocks.0.upsamplers.0.conv.weight", "decoder.up.3.upsample.conv.weight"),
@@ -68,16 +78,23 @@ def test_vae_names(ours, ldm):
 
 
 TINY_UNET = UNet2DConditionConfig(
-    block_out_channels=(8, 16), down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), layers_per_block=2, norm_num_groups=4,
-    cross_attention_dim=12, attention_head_dim=2,
+    block_out_channels=(8, 16),
+    down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+    layers_per_block=2,
+    norm_num_groups=4,
+    cross_attention_dim=12,
+    attention_head_dim=2,
 )
 TINY_VAE = AutoencoderKLConfig(
-    block_out_channels=(8, 16), down_block_types=("DownEncoderBlock2D",) * 2,
-    up_block_types=("UpDecoderBlock2D",) * 2, norm_num_groups=4,
+    block_out_channels=(8, 16),
+    down_block_types=("DownEncoderBlock2D",) * 2,
+    up_block_types=("UpDecoderBlock2D",) * 2,
+    norm_num_groups=4,
 )
-TINY_TEXT = CLIPTextConfig(vocab_size=50, hidden_size=12, intermediate_size=16, num_hidden_layers=1,
-                           num_attention_heads=2)
+TINY_TEXT = CLIPTextConfig(
+    vocab_size=50, hidden_size=12, intermediate_size=16, num_hidden_layers=1, num_attention_heads=2
+)
 
 
 def random_models():
@@ -91,11 +108,18 @@ def random_models():
 
 
 def write_single_file(path, unet, vae, text, *, ema_scale=None):
-    state = {"model.diffusion_model." + unet_key_to_compvis(k, TINY_UNET): v for k, v in unet.state_dict().items()}
+    state = {
+        "model.diffusion_model." + unet_key_to_compvis(k, TINY_UNET): v
+        for k, v in unet.state_dict().items()
+    }
     for key, value in vae.state_dict().items():
         name = vae_key_to_compvis(key, TINY_VAE)
-        state["first_stage_model." + name] = value[:, :, None, None] if ".attn_1." in name and value.ndim == 2 else value
-    state.update({"cond_stage_model.transformer.text_model." + k: v for k, v in text.state_dict().items()})
+        state["first_stage_model." + name] = (
+            value[:, :, None, None] if ".attn_1." in name and value.ndim == 2 else value
+        )
+    state.update(
+        {"cond_stage_model.transformer.text_model." + k: v for k, v in text.state_dict().items()}
+    )
     if ema_scale is not None:
         for key, value in unet.state_dict().items():
             flat = ("diffusion_model." + unet_key_to_compvis(key, TINY_UNET)).replace(".", "")
@@ -111,7 +135,9 @@ def test_single_file_round_trip(tmp_path):
     configs = {"unet_config": TINY_UNET, "vae_config": TINY_VAE, "text_config": TINY_TEXT}
     unet2, vae2, text2 = load_compvis_checkpoint(path, **configs)
     for a, b in ((unet, unet2), (vae, vae2), (text, text2)):
-        assert all(torch.equal(a.state_dict()[k], b.state_dict()[k]) for k in a.state_dict())
+        expected, got = a.state_dict(), b.state_dict()
+        assert expected.keys() == got.keys()
+        assert all(torch.equal(expected[k], got[k]) for k in expected)
     ema_unet, _, _ = load_compvis_checkpoint(path, use_ema=True, **configs)
     assert torch.equal(ema_unet.conv_in.weight, 2 * unet.conv_in.weight)
 
@@ -123,7 +149,8 @@ def test_single_file_errors(tmp_path):
     with pytest.raises(ValueError, match="cross-attention width 12"):
         load_compvis_checkpoint(path)  # SD 1.x config expects 768
     with pytest.raises(ValueError, match="missing keys"):
-        load_compvis_checkpoint(path, unet_config=TINY_UNET, vae_config=TINY_VAE, text_config=TINY_TEXT,
-                                use_ema=True)
+        load_compvis_checkpoint(
+            path, unet_config=TINY_UNET, vae_config=TINY_VAE, text_config=TINY_TEXT, use_ema=True
+        )
     with pytest.raises(FileNotFoundError):
         load_compvis_checkpoint(tmp_path / "absent.safetensors")

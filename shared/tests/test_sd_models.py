@@ -9,10 +9,17 @@ import torch
 from safetensors.torch import save_file
 
 from diffrepro.core.models.autoencoder_kl import AutoencoderKL, AutoencoderKLConfig
-from diffrepro.core.models.clip import CLIPTextConfig, CLIPTextModel, CLIPVisionConfig, CLIPVisionModel
+from diffrepro.core.models.clip import (
+    CLIPTextConfig,
+    CLIPTextModel,
+    CLIPVisionConfig,
+    CLIPVisionModel,
+)
+from diffrepro.core.models.sd_tiny import tiny_stable_diffusion
 from diffrepro.core.models.sd_unet import UNet2DConditionConfig, UNet2DConditionModel
 from diffrepro.core.models.stable_diffusion import StableDiffusion
 from diffrepro.core.nn.transformer import AttentionStore, CrossAttention, attention_hooks
+from diffrepro.core.samplers import make_generators
 from diffrepro.core.tokenizer import write_vocab_files
 
 torch.set_num_threads(1)
@@ -34,8 +41,9 @@ VAE = AutoencoderKLConfig(
     norm_num_groups=4,
     latent_channels=4,
 )
-TEXT = CLIPTextConfig(vocab_size=600, hidden_size=12, intermediate_size=20, num_hidden_layers=2,
-                      num_attention_heads=3)
+TEXT = CLIPTextConfig(
+    vocab_size=600, hidden_size=12, intermediate_size=20, num_hidden_layers=2, num_attention_heads=3
+)
 
 
 def randomized(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
@@ -47,7 +55,9 @@ def randomized(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     return model.eval()
 
 
-def save_folder(folder: Path, model: torch.nn.Module, weights: str, state: dict | None = None) -> Path:
+def save_folder(
+    folder: Path, model: torch.nn.Module, weights: str, state: dict | None = None
+) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     config = dataclasses.asdict(model.config)
     (folder / "config.json").write_text(json.dumps({"_class_name": "x", **config}))
@@ -92,7 +102,9 @@ def test_config_refuses_unsupported_values(tmp_path):
     (folder / "config.json").write_text(json.dumps({**config, "class_embed_type": "timestep"}))
     with pytest.raises(ValueError, match="class_embed_type"):
         UNet2DConditionModel.from_pretrained(folder)
-    (folder / "config.json").write_text(json.dumps({**config, "down_block_types": ["Foo", "DownBlock2D"]}))
+    (folder / "config.json").write_text(
+        json.dumps({**config, "down_block_types": ["Foo", "DownBlock2D"]})
+    )
     with pytest.raises(ValueError, match="Foo"):
         UNet2DConditionModel.from_pretrained(folder)
     (folder / "config.json").write_text(json.dumps({**config, "some_new_key": 1}))  # ignored
@@ -136,12 +148,18 @@ def test_vae_legacy_attention_names(tmp_path):
     vae = randomized(AutoencoderKL(VAE))
     legacy = {}
     for key, value in vae.state_dict().items():
-        for new, old in ((".to_q.", ".query."), (".to_k.", ".key."), (".to_v.", ".value."),
-                         (".to_out.0.", ".proj_attn.")):
+        for new, old in (
+            (".to_q.", ".query."),
+            (".to_k.", ".key."),
+            (".to_v.", ".value."),
+            (".to_out.0.", ".proj_attn."),
+        ):
             key = key.replace(new, old)
         legacy[key] = value
     assert any(".proj_attn." in k for k in legacy)
-    loaded = AutoencoderKL.from_pretrained(save_folder(tmp_path / "vae", vae, "diffusion_pytorch_model.safetensors", legacy))
+    loaded = AutoencoderKL.from_pretrained(
+        save_folder(tmp_path / "vae", vae, "diffusion_pytorch_model.safetensors", legacy)
+    )
     x = torch.randn(1, 3, 16, 16)
     with torch.no_grad():
         assert torch.equal(vae.encode(x).mean, loaded.encode(x).mean)
@@ -149,8 +167,15 @@ def test_vae_legacy_attention_names(tmp_path):
 
 
 def test_vision_encoder_checks_input_size(tmp_path):
-    config = CLIPVisionConfig(hidden_size=12, intermediate_size=20, num_hidden_layers=1,
-                              num_attention_heads=2, image_size=16, patch_size=8, projection_dim=6)
+    config = CLIPVisionConfig(
+        hidden_size=12,
+        intermediate_size=20,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        image_size=16,
+        patch_size=8,
+        projection_dim=6,
+    )
     model = randomized(CLIPVisionModel(config))
     torch.save(model.state_dict(), tmp_path / "pytorch_model.bin")
     (tmp_path / "config.json").write_text(json.dumps(dataclasses.asdict(config)))
@@ -203,8 +228,25 @@ def test_hooks_replace_cross_attention():
     torch.testing.assert_close(edited, edited_other_tokens)
     with torch.no_grad():
         assert not torch.allclose(unet(x, 7, ctx), edited)
-    with attention_hooks(unet, lambda n, c, p: p[..., :1]), pytest.raises(ValueError, match="shape"):
+    with (
+        attention_hooks(unet, lambda n, c, p: p[..., :1]),
+        pytest.raises(ValueError, match="shape"),
+    ):
         unet(x, 7, ctx)
+
+
+def test_gradients_flow_through_captured_cross_attention():
+    """pix2pix-zero differentiates a loss on the cross-attention maps w.r.t. the latents."""
+    unet = make_unet()
+    x = torch.randn(1, 4, 8, 8, requires_grad=True)
+    maps = []
+    with attention_hooks(
+        unet, lambda name, is_cross, probs: maps.append(probs) if is_cross else None
+    ):
+        unet(x, 7, torch.randn(1, 5, 12))
+    assert len(maps) == 4 and all(m.requires_grad for m in maps)
+    sum(m[..., 1].pow(2).sum() for m in maps).backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
 
 
 @pytest.fixture
@@ -214,17 +256,33 @@ def sd_folder(tmp_path):
     text_config = dataclasses.replace(TEXT, vocab_size=len(vocab))
     torch.manual_seed(1)
     save_folder(tmp_path / "unet", make_unet(), "diffusion_pytorch_model.safetensors")
-    save_folder(tmp_path / "vae", randomized(AutoencoderKL(VAE)), "diffusion_pytorch_model.safetensors")
-    save_folder(tmp_path / "text_encoder", randomized(CLIPTextModel(text_config)), "model.safetensors")
+    save_folder(
+        tmp_path / "vae", randomized(AutoencoderKL(VAE)), "diffusion_pytorch_model.safetensors"
+    )
+    save_folder(
+        tmp_path / "text_encoder", randomized(CLIPTextModel(text_config)), "model.safetensors"
+    )
     (tmp_path / "scheduler").mkdir()
-    scheduler = {"_class_name": "PNDMScheduler", "beta_schedule": "scaled_linear", "beta_start": 0.00085,
-                 "beta_end": 0.012, "set_alpha_to_one": False, "steps_offset": 1, "clip_sample": False,
-                 "skip_prk_steps": True}
+    scheduler = {
+        "_class_name": "PNDMScheduler",
+        "beta_schedule": "scaled_linear",
+        "beta_start": 0.00085,
+        "beta_end": 0.012,
+        "set_alpha_to_one": False,
+        "steps_offset": 1,
+        "clip_sample": False,
+        "skip_prk_steps": True,
+    }
     (tmp_path / "scheduler" / "scheduler_config.json").write_text(json.dumps(scheduler))
-    index = {"_class_name": "StableDiffusionPipeline", "unet": ["diffusers", "UNet2DConditionModel"],
-             "vae": ["diffusers", "AutoencoderKL"], "text_encoder": ["transformers", "CLIPTextModel"],
-             "tokenizer": ["transformers", "CLIPTokenizer"], "scheduler": ["diffusers", "PNDMScheduler"],
-             "safety_checker": [None, None]}
+    index = {
+        "_class_name": "StableDiffusionPipeline",
+        "unet": ["diffusers", "UNet2DConditionModel"],
+        "vae": ["diffusers", "AutoencoderKL"],
+        "text_encoder": ["transformers", "CLIPTextModel"],
+        "tokenizer": ["transformers", "CLIPTokenizer"],
+        "scheduler": ["diffusers", "PNDMScheduler"],
+        "safety_checker": [None, None],
+    }
     (tmp_path / "model_index.json").write_text(json.dumps(index))
     return tmp_path
 
@@ -261,3 +319,14 @@ def test_bundle_reports_a_broken_folder(sd_folder):
     (sd_folder / "model_index.json").write_text(json.dumps({"unet": ["diffusers", "UNet2DModel"]}))
     with pytest.raises(ValueError, match="model_index.json"):
         StableDiffusion.load(sd_folder)
+
+
+def test_tiny_stack_is_seeded_and_samples_per_sample_deterministically():
+    sd = tiny_stable_diffusion(seed=0)
+    same, other = tiny_stable_diffusion(seed=0), tiny_stable_diffusion(seed=1)
+    assert torch.equal(sd.unet.conv_out.weight, same.unet.conv_out.weight)
+    assert not torch.equal(sd.unet.conv_out.weight, other.unet.conv_out.weight)
+    pair = sd.sample(["a cat", "a red dog"], num_steps=2, generator=make_generators([5, 6]))
+    alone = sd.sample(["a red dog"], num_steps=2, generator=make_generators([6]))
+    assert pair.shape == (2, 4, 8, 8)
+    torch.testing.assert_close(pair[1:], alone, atol=1e-5, rtol=1e-5)

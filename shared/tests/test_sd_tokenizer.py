@@ -46,7 +46,9 @@ def test_padding_and_truncation(vocab_and_tokenizer):
 
 def test_pad_token_and_length_from_config(tmp_path):
     vocab = write_vocab_files(tmp_path, WORDS)
-    (tmp_path / "tokenizer_config.json").write_text(json.dumps({"pad_token": "!", "model_max_length": 10}))
+    (tmp_path / "tokenizer_config.json").write_text(
+        json.dumps({"pad_token": "!", "model_max_length": 10})
+    )
     tok = CLIPTokenizer.from_pretrained(tmp_path)
     row = tok("a cat")[0].tolist()
     assert row == [vocab[BOS], vocab["a</w>"], vocab["cat</w>"], vocab[EOS]] + [vocab["!"]] * 6

@@ -207,8 +207,8 @@ def test_tiny_unet_learns_on_photo_crops(tmp_path: Path) -> None:
 
     before = eval_loss()
     config = TrainConfig(
-        steps=150, batch_size=8, lr=2e-3, ema_decay=None, checkpoint_every=1000, log_every=50
+        steps=100, batch_size=8, lr=2e-3, ema_decay=None, checkpoint_every=1000, log_every=50
     )
     result = train(model, eps_loss, _PhotoCrops(photos), config, tmp_path)
-    assert eval_loss() < 0.6 * before
+    assert eval_loss() < 0.5 * before
     assert sum(result.losses[-20:]) < sum(result.losses[:20])

@@ -1,5 +1,6 @@
 """The pixel UNet against guided-diffusion's naming rules, written here independently."""
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,8 @@ from diffrepro.core.models.unet import (
     UNetConfig,
     UNetModel,
     load_guided_diffusion,
+    load_unet,
+    save_unet,
     unet_preset,
 )
 
@@ -176,7 +179,7 @@ def test_forward_stages_compose_and_attention_bias_reaches_attention() -> None:
     )
     emb = model.embed(t, y)
     h, skips = model.encode(torch.cat([x, cond], 1), emb)
-    staged = model.output(model.decode(model.middle_block(h, emb), skips, emb))
+    staged = model.output(model.decode(model.middle(h, emb), skips, emb))
     torch.testing.assert_close(model(x, t, y, cond=cond), staged)
     sizes = []
 
@@ -200,3 +203,22 @@ def test_bad_inputs_raise_clear_errors() -> None:
         model(torch.randn(1, 3, 16, 16), torch.tensor([1]), torch.tensor([0]))
     with pytest.raises(ValueError, match="unknown UNet preset"):
         unet_preset("imagenet")
+
+
+def test_save_load_roundtrip_and_gradient_checkpointing(tmp_path: Path) -> None:
+    torch.manual_seed(2)
+    model = UNetModel(unet_preset("tiny", channel_mult=(1, 2, 2), dropout=0.0))
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    save_unet(tmp_path / "unet.safetensors", model)
+    again = load_unet(tmp_path / "unet.safetensors")
+    assert again.config == model.config
+    x, t = torch.randn(1, 3, 16, 16), torch.tensor([5])
+    assert torch.equal(again(x, t), model(x, t))
+    checkpointed = UNetModel(dataclasses.replace(model.config, use_checkpoint=True))
+    checkpointed.load_state_dict(model.state_dict())
+    for net in (model, checkpointed):
+        net.zero_grad()
+        net(x, t).square().sum().backward()
+    for (name, a), b in zip(model.named_parameters(), checkpointed.parameters()):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-5, atol=1e-6, msg=name)

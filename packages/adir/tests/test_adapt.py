@@ -5,7 +5,7 @@ import copy
 import torch
 from torch import nn
 
-from diffrepro.adir.adapt import add_lora, adapted_copy, finetune
+from diffrepro.adir.adapt import adapted_copy, add_lora, finetune
 from diffrepro.adir.config import PRESETS, AdaptConfig
 from diffrepro.adir.model import build_model, train_schedule
 from diffrepro.core.nn.lora import LoRAConv, lora_parameters
@@ -36,7 +36,8 @@ def test_lora_starts_as_exact_no_op_on_every_conv():
     with torch.no_grad():
         assert torch.equal(model(x, t), base(x, t))
     expected = sum(
-        4 * (m.base.in_channels * m.base.kernel_size[0] * m.base.kernel_size[1] + m.base.out_channels)
+        4
+        * (m.base.in_channels * m.base.kernel_size[0] * m.base.kernel_size[1] + m.base.out_channels)
         for m in model.modules()
         if isinstance(m, LoRAConv)
     )
@@ -48,10 +49,14 @@ def test_lora_starts_as_exact_no_op_on_every_conv():
 def test_finetuning_changes_only_lora_parameters_and_lowers_the_loss():
     model = tiny_model()
     add_lora(model, AdaptConfig(rank=2, alpha=1.0))
-    frozen = {k: v.clone() for k, v in model.state_dict().items() if ".down." not in k and ".up." not in k}
+    frozen = {
+        k: v.clone() for k, v in model.state_dict().items() if ".down." not in k and ".up." not in k
+    }
     images = torch.zeros(3, 3, 16, 16)  # a flat target is easy to fit
     cfg = AdaptConfig(rank=2, alpha=1.0, lr=1e-2, iterations=30, batch_size=3)
-    losses = finetune(model, images, train_schedule(CFG), cfg, generator=torch.Generator().manual_seed(0))
+    losses = finetune(
+        model, images, train_schedule(CFG), cfg, generator=torch.Generator().manual_seed(0)
+    )
     state = model.state_dict()
     assert all(torch.equal(state[k], v) for k, v in frozen.items())
     assert any(p.abs().sum() > 0 for n, p in model.named_parameters() if n.endswith("up.weight"))
@@ -62,7 +67,9 @@ def test_adapted_copy_leaves_the_original_untouched():
     model = tiny_model()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     images = torch.rand(2, 3, 16, 16) * 2 - 1
-    adapted = adapted_copy(model, images, train_schedule(CFG), AdaptConfig(rank=2, iterations=2, batch_size=2))
+    adapted = adapted_copy(
+        model, images, train_schedule(CFG), AdaptConfig(rank=2, iterations=2, batch_size=2)
+    )
     assert all(torch.equal(model.state_dict()[k], v) for k, v in before.items())
     assert any(isinstance(m, LoRAConv) for m in adapted.modules())
     assert not any(isinstance(m, LoRAConv) for m in model.modules())

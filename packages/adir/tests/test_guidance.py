@@ -59,7 +59,9 @@ def test_mask_projection_step_gives_exact_consistency():
     mean, y_t = rand(5), op.forward(rand(6))
     sigma2 = 0.07
     grad = guidance_gradient(op, mean, y_t)
-    projected = guided_mean(mean, torch.full(SHAPE, sigma2, dtype=torch.float64), grad, 1 / (2 * sigma2))
+    projected = guided_mean(
+        mean, torch.full(SHAPE, sigma2, dtype=torch.float64), grad, 1 / (2 * sigma2)
+    )
     torch.testing.assert_close(op.forward(projected), y_t, rtol=0, atol=1e-14)
 
 
@@ -93,8 +95,14 @@ def toy_model(x, t):
 def run(callback, seed=0, variance="fixed_small", model=toy_model, steps="10"):
     schedule = Schedule.named("linear", 1000).respace(space_timesteps(1000, steps))
     x_T = torch.randn(SHAPE, generator=torch.Generator().manual_seed(seed))
-    return sample_ddpm(model, x_T, schedule, variance=variance, callback=callback,
-                       generator=torch.Generator().manual_seed(seed + 1))  # fmt: skip
+    return sample_ddpm(
+        model,
+        x_T,
+        schedule,
+        variance=variance,
+        callback=callback,
+        generator=torch.Generator().manual_seed(seed + 1),
+    )
 
 
 def learned_model(x, t):

@@ -81,7 +81,9 @@ def test_bicubic_taps_are_symmetric_and_normalised():
     torch.testing.assert_close(taps, taps.flip(0))
     assert float(taps.sum()) == pytest.approx(1.0)
     constant = torch.ones(1, 1, SIZE, SIZE, dtype=torch.float64)
-    torch.testing.assert_close(operator("sr4").forward(constant), torch.ones(1, 1, 4, 4, dtype=torch.float64))
+    torch.testing.assert_close(
+        operator("sr4").forward(constant), torch.ones(1, 1, 4, 4, dtype=torch.float64)
+    )
 
 
 def test_blur_is_circular_and_contractive():

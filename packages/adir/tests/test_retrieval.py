@@ -11,8 +11,12 @@ from diffrepro.adir.retrieval import RetrievalIndex, build_index, list_images
 
 def random_index(n=200, d=16, seed=0):
     rng = np.random.default_rng(seed)
-    return RetrievalIndex(rng.normal(size=(n, d)), tuple(f"/corpus/{i}.png" for i in range(n)),
-                          tuple(f"{i:064x}" for i in range(n)), "random")  # fmt: skip
+    return RetrievalIndex(
+        rng.normal(size=(n, d)),
+        tuple(f"/corpus/{i}.png" for i in range(n)),
+        tuple(f"{i:064x}" for i in range(n)),
+        "random",
+    )
 
 
 @pytest.mark.parametrize("k", [1, 7, 20])
@@ -63,11 +67,17 @@ def test_index_built_from_files_saves_loads_and_excludes_by_content(tmp_path):
 
 def test_thumbnail_embedder_is_robust_to_degradation():
     gen = torch.Generator().manual_seed(0)
-    images = torch.nn.functional.interpolate(torch.rand(8, 3, 4, 4, generator=gen), 32, mode="bilinear")
+    images = torch.nn.functional.interpolate(
+        torch.rand(8, 3, 4, 4, generator=gen), 32, mode="bilinear"
+    )
     blurred = torch.nn.functional.avg_pool2d(images, 3, 1, 1, count_include_pad=False)
     noisy = blurred + 0.05 * torch.randn(images.shape, generator=gen)
-    index = RetrievalIndex(ThumbnailEmbedder()(images * 2 - 1).numpy(), tuple(map(str, range(8))),
-                           tuple(map(str, range(8))), "thumb")  # fmt: skip
+    index = RetrievalIndex(
+        ThumbnailEmbedder()(images * 2 - 1).numpy(),
+        tuple(map(str, range(8))),
+        tuple(map(str, range(8))),
+        "thumb",
+    )
     found = index.search(ThumbnailEmbedder()(noisy * 2 - 1).numpy(), 1)
     np.testing.assert_array_equal(found[:, 0], np.arange(8))
 

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from diffrepro.diffmotion.audio import (
+    DEFAULT_MEL,
     MelConfig,
     hz_to_mel,
     log_mel,
@@ -17,7 +18,7 @@ def tone(freq, rate, seconds=1.0):
     return np.sin(2 * np.pi * freq * np.arange(int(rate * seconds)) / rate).astype(np.float32)
 
 
-def band_centres(rate=16000, cfg=MelConfig()):
+def band_centres(cfg: MelConfig = DEFAULT_MEL):
     edges = mel_to_hz(np.linspace(hz_to_mel(cfg.fmin), hz_to_mel(cfg.fmax), cfg.n_mels + 2))
     return edges[1:-1]
 

@@ -47,7 +47,12 @@ def test_parse_reads_hierarchy_channels_and_frames():
     motion = parse_bvh(MINIMAL)
     hips, chest = motion.skeleton.joints
     assert (hips.name, hips.parent, hips.rotation_order) == ("Hips", -1, "YXZ")
-    assert (chest.name, chest.parent, chest.offset, chest.end_site) == ("Chest", 0, (0, 10, 0), (0, 5, 0))
+    assert (chest.name, chest.parent, chest.offset, chest.end_site) == (
+        "Chest",
+        0,
+        (0, 10, 0),
+        (0, 5, 0),
+    )
     assert chest.rotation_order == "XZY"
     assert motion.values.shape == (2, 9) and motion.values[1, 8] == 10.0
     assert abs(motion.fps - 30.0) < 1e-3
@@ -109,7 +114,9 @@ def test_mirroring_twice_is_identity_and_swaps_sides():
     mirrored = mirror_poses(poses, UPPER_BODY)
     np.testing.assert_allclose(mirror_poses(mirrored, UPPER_BODY), poses)
     right, left = UPPER_BODY.index("RightArm"), UPPER_BODY.index("LeftArm")
-    np.testing.assert_allclose(mirrored[:, 3 * left : 3 * left + 3], poses[:, 3 * right : 3 * right + 3] * [1, -1, -1])
+    np.testing.assert_allclose(
+        mirrored[:, 3 * left : 3 * left + 3], poses[:, 3 * right : 3 * right + 3] * [1, -1, -1]
+    )
 
 
 def test_standardizer_inverse_is_identity():

@@ -21,22 +21,39 @@ def test_cite_prints_the_bibtex_of_citation_bib(capsys):
         assert CITATION.read_text().strip() == PAPER.bibtex.strip() == printed.strip()
 
 
+XYZ = ("Xrotation", "Yrotation", "Zrotation")
+
+
 def user_skeleton() -> Skeleton:
     """The built-in skeleton with other offsets, XYZ channel orders and an extra leg joint."""
     joints = [
-        Joint(j.name, j.parent, tuple(1.5 * o for o in j.offset),
-              tuple(c for c in j.channels if c.endswith("position")) + ("Xrotation", "Yrotation", "Zrotation"),
-              j.end_site)
+        Joint(
+            j.name,
+            j.parent,
+            tuple(1.5 * o for o in j.offset),
+            tuple(c for c in j.channels if c.endswith("position")) + XYZ,
+            j.end_site,
+        )
         for j in upper_body_skeleton().joints
-    ]  # fmt: skip
-    joints.append(Joint("RightUpLeg", 0, (-10.0, -5.0, 0.0), ("Zrotation", "Xrotation", "Yrotation"), (0, -40, 0)))
+    ]
+    joints.append(
+        Joint(
+            "RightUpLeg",
+            0,
+            (-10.0, -5.0, 0.0),
+            ("Zrotation", "Xrotation", "Yrotation"),
+            (0, -40, 0),
+        )
+    )
     return Skeleton(tuple(joints))
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     out = tmp_path_factory.mktemp("train")
-    code = main(["train", "--preset", "tiny", "--set", "steps=2", "--utterances", "2", "--out", str(out)])
+    code = main(
+        ["train", "--preset", "tiny", "--set", "steps=2", "--utterances", "2", "--out", str(out)]
+    )
     assert code == 0
     return out / "model.safetensors"
 
@@ -45,13 +62,29 @@ def test_sample_writes_a_bvh_with_the_given_skeleton_and_the_audio_length(tmp_pa
     from diffrepro.diffmotion.bvh import Motion, write_bvh
 
     skeleton = user_skeleton()
-    write_bvh(Motion(skeleton, 1 / 60, np.zeros((1, skeleton.num_channels))), tmp_path / "skeleton.bvh")
+    write_bvh(
+        Motion(skeleton, 1 / 60, np.zeros((1, skeleton.num_channels))), tmp_path / "skeleton.bvh"
+    )
     audio = prosody_signal(1.2, np.random.default_rng(0), 22050)  # a rate 20 fps does not divide
     write_wav(tmp_path / "speech.wav", audio, 22050)
     out = tmp_path / "gesture.bvh"
-    code = main(["sample", "--audio", str(tmp_path / "speech.wav"), "--out", str(out),
-                 "--checkpoint", str(checkpoint), "--skeleton", str(tmp_path / "skeleton.bvh"),
-                 "--steps", "2", "--device", "cpu"])  # fmt: skip
+    code = main(
+        [
+            "sample",
+            "--audio",
+            str(tmp_path / "speech.wav"),
+            "--out",
+            str(out),
+            "--checkpoint",
+            str(checkpoint),
+            "--skeleton",
+            str(tmp_path / "skeleton.bvh"),
+            "--steps",
+            "2",
+            "--device",
+            "cpu",
+        ]
+    )
     assert code == 0
     motion = read_bvh(out)
     assert motion.skeleton == read_bvh(tmp_path / "skeleton.bvh").skeleton
@@ -61,14 +94,36 @@ def test_sample_writes_a_bvh_with_the_given_skeleton_and_the_audio_length(tmp_pa
 
 
 def test_bad_input_is_one_clear_error_line(tmp_path, checkpoint, capsys):
-    code = main(["sample", "--audio", str(tmp_path / "missing.wav"), "--out", str(tmp_path / "x.bvh"),
-                 "--checkpoint", str(checkpoint)])  # fmt: skip
+    code = main(
+        [
+            "sample",
+            "--audio",
+            str(tmp_path / "missing.wav"),
+            "--out",
+            str(tmp_path / "x.bvh"),
+            "--checkpoint",
+            str(checkpoint),
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "WAV file not found" in err and "missing.wav" in err
     assert main(["train", "--preset", "huge"]) == 2
     assert "unknown preset 'huge'" in capsys.readouterr().err
     (tmp_path / "speech.wav").write_bytes(b"RIFF")
-    code = main(["sample", "--audio", str(tmp_path / "speech.wav"), "--out", str(tmp_path / "x.bvh"),
-                 "--checkpoint", str(checkpoint), "--reduce", "none", "--samples-per-frame", "4"])  # fmt: skip
+    code = main(
+        [
+            "sample",
+            "--audio",
+            str(tmp_path / "speech.wav"),
+            "--out",
+            str(tmp_path / "x.bvh"),
+            "--checkpoint",
+            str(checkpoint),
+            "--reduce",
+            "none",
+            "--samples-per-frame",
+            "4",
+        ]
+    )
     assert code == 2

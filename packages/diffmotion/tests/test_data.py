@@ -5,7 +5,12 @@ from diffrepro.diffmotion.audio import write_wav
 from diffrepro.diffmotion.bvh import write_bvh
 from diffrepro.diffmotion.data import folder_utterances, synthetic_utterances, training_clips
 from diffrepro.diffmotion.gestures import loudness, onsets
-from diffrepro.diffmotion.metrics import hand_speed, positions, speech_energy, speed_energy_correlation
+from diffrepro.diffmotion.metrics import (
+    hand_speed,
+    positions,
+    speech_energy,
+    speed_energy_correlation,
+)
 from diffrepro.diffmotion.skeleton import UPPER_BODY, upper_body_skeleton
 
 

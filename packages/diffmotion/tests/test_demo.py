@@ -5,7 +5,13 @@ from diffrepro.diffmotion.demo import demo
 
 def test_quick_demo_writes_report_metrics_and_figures(tmp_path):
     result = demo(tmp_path, quick=True)
-    for name in ("report.md", "metrics.json", "gestures.gif", "speech_and_motion.png", "config.json"):
+    for name in (
+        "report.md",
+        "metrics.json",
+        "gestures.gif",
+        "speech_and_motion.png",
+        "config.json",
+    ):
         assert (tmp_path / name).is_file(), name
     assert list((tmp_path / "tensorboard").iterdir())
     metrics = json.loads((tmp_path / "metrics.json").read_text())

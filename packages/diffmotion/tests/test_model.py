@@ -42,7 +42,7 @@ def test_data_dropout_masks_whole_pose_frames_only():
     assert torch.equal(data_dropout(cond, 4, 5, 0.0), cond)
     out = data_dropout(cond, 4, 5, 0.2, torch.Generator().manual_seed(0))
     assert torch.equal(out[..., 20:], cond[..., 20:])  # speech untouched
-    slots = (out[..., :20].reshape(64, 50, 5, 4) == 0)
+    slots = out[..., :20].reshape(64, 50, 5, 4) == 0
     assert torch.all(slots.all(-1) == slots.any(-1))  # all dims of a frame dropped together
     keep = 1 - slots.all(-1).float().mean().item()
     assert abs(keep - 0.8) < 0.02
@@ -102,7 +102,9 @@ def test_generation_is_seeded_and_has_the_speech_length():
     assert a.shape == (2, 13, 45)
     assert torch.equal(a, b) and not torch.equal(a, c)
     median_of_one = dataclasses.replace(cfg, reduce="median")
-    assert torch.equal(generate(model, speech, median_of_one, generator=torch.Generator().manual_seed(1)), a)
+    assert torch.equal(
+        generate(model, speech, median_of_one, generator=torch.Generator().manual_seed(1)), a
+    )
 
 
 def test_each_pose_is_fed_back_and_official_alignment_is_one_frame_late():
@@ -112,18 +114,28 @@ def test_each_pose_is_fed_back_and_official_alignment_is_one_frame_late():
     rows = []
     original = model.encode
     model.encode = lambda cond, state=None: (rows.append(cond.clone()), original(cond, state))[1]
-    poses = generate(model, speech, SamplingConfig(steps=3), generator=torch.Generator().manual_seed(0))
+    poses = generate(
+        model, speech, SamplingConfig(steps=3), generator=torch.Generator().manual_seed(0)
+    )
     previous_slot = slice((m.seqlen - 1) * m.pose_dim, m.seqlen * m.pose_dim)
     for t in range(1, 9):
         torch.testing.assert_close(rows[t][0, 0, previous_slot], poses[0, t - 1])
     first_speech = lambda row: row[0, 0, m.seqlen * m.pose_dim :: m.audio_dim]  # noqa: E731
     # training alignment: pose t sees speech t-seqlen .. t+lookahead (edges repeated)
-    assert first_speech(rows[6]).tolist() == [max(0, min(8, k)) for k in range(1, 1 + m.speech_window)]
+    assert first_speech(rows[6]).tolist() == [
+        max(0, min(8, k)) for k in range(1, 1 + m.speech_window)
+    ]
     rows.clear()
-    generate(model, speech, SamplingConfig(steps=3, alignment="official"),
-             generator=torch.Generator().manual_seed(0))
+    generate(
+        model,
+        speech,
+        SamplingConfig(steps=3, alignment="official"),
+        generator=torch.Generator().manual_seed(0),
+    )
     assert len(rows) == 9 + 1  # the warm-up step
-    assert first_speech(rows[1 + 6]).tolist() == [max(0, min(8, k)) for k in range(2, 2 + m.speech_window)]
+    assert first_speech(rows[1 + 6]).tolist() == [
+        max(0, min(8, k)) for k in range(2, 2 + m.speech_window)
+    ]
 
 
 def test_invalid_sampling_choices_are_clear():
@@ -137,14 +149,17 @@ def test_invalid_sampling_choices_are_clear():
 def test_tiny_training_lowers_the_loss():
     rng = np.random.default_rng(0)
     speech = rng.normal(size=(16, TINY.clip_frames, 27)).astype(np.float32)
-    poses = np.repeat(np.tanh(speech[..., :1]), 45, axis=2) + 0.05 * rng.normal(size=(16, TINY.clip_frames, 45))
+    poses = np.repeat(np.tanh(speech[..., :1]), 45, axis=2) + 0.05 * rng.normal(
+        size=(16, TINY.clip_frames, 45)
+    )
     poses = poses.astype(np.float32)
     cfg = dataclasses.replace(TINY, steps=40, lr=1e-2)
     pose_stats, speech_stats = fit_statistics(poses, speech)
     cond, target = condition_windows(
         torch.as_tensor(pose_stats.transform(poses), dtype=torch.float32),
         torch.as_tensor(speech_stats.transform(speech), dtype=torch.float32),
-        cfg.model.seqlen, cfg.model.lookahead,
+        cfg.model.seqlen,
+        cfg.model.lookahead,
     )
 
     def fixed_noise_loss(model):  # same timesteps and noise before and after training

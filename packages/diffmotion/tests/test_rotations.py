@@ -37,14 +37,18 @@ def test_euler_matrix_expmap_round_trips(order):
     np.testing.assert_allclose(matrix_to_euler(matrices, order), angles, atol=1e-9)
     expmaps = matrix_to_expmap(matrices)
     np.testing.assert_allclose(expmap_to_matrix(expmaps), matrices, atol=1e-12)
-    np.testing.assert_allclose(expmap_to_euler(euler_to_expmap(angles, order), order), angles, atol=1e-9)
+    np.testing.assert_allclose(
+        expmap_to_euler(euler_to_expmap(angles, order), order), angles, atol=1e-9
+    )
 
 
 @pytest.mark.parametrize("order", ORDERS)
 def test_gimbal_lock_still_gives_the_same_rotation(order):
     angles = np.array([[30.0, 90.0, -20.0], [10.0, -90.0, 45.0]])
     matrices = euler_to_matrix(angles, order)
-    np.testing.assert_allclose(euler_to_matrix(matrix_to_euler(matrices, order), order), matrices, atol=1e-9)
+    np.testing.assert_allclose(
+        euler_to_matrix(matrix_to_euler(matrices, order), order), matrices, atol=1e-9
+    )
 
 
 def test_expmap_is_axis_times_angle():

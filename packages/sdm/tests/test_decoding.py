@@ -23,7 +23,9 @@ class RandomPredictor:
 
 def batch(size=16, count=3, seed=0):
     image = torch.rand(count, 3, size, size, generator=torch.Generator().manual_seed(seed)) * 2 - 1
-    masks = generate_masks(MaskConfig(size, "large", (0.3, 0.7)), count, np.random.default_rng(seed))
+    masks = generate_masks(
+        MaskConfig(size, "large", (0.3, 0.7)), count, np.random.default_rng(seed)
+    )
     return image, masks
 
 
@@ -100,7 +102,11 @@ def test_uncertainty_map_is_zero_on_known_one_on_unknown_bounded_elsewhere():
 def test_alpha_zero_is_independent_of_noise_and_seed_is_deterministic():
     image, mask0 = batch()
     run = lambda alpha, seed: inpaint(  # noqa: E731
-        RandomPredictor(), image, mask0, DecodeConfig(steps=3, alpha=alpha), torch.Generator().manual_seed(seed)
+        RandomPredictor(),
+        image,
+        mask0,
+        DecodeConfig(steps=3, alpha=alpha),
+        torch.Generator().manual_seed(seed),
     )
     assert torch.equal(run(0.0, 1)[1].image, run(0.0, 2)[1].image)
     assert torch.equal(run(0.5, 1)[1].image, run(0.5, 1)[1].image)

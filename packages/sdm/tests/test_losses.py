@@ -22,7 +22,10 @@ def test_log_prob_matches_float64_reference():
     mean = (torch.rand(400, generator=gen) * 2 - 1) * 0.5 + y * 0.5
     sigma = torch.rand(400, generator=gen) * 0.5 + 0.02
     ours = discretised_gaussian_log_prob(y, mean, sigma)
-    ref = torch.tensor([reference_log_prob(*v) for v in zip(y.tolist(), mean.tolist(), sigma.tolist())], dtype=torch.float64)
+    ref = torch.tensor(
+        [reference_log_prob(*v) for v in zip(y.tolist(), mean.tolist(), sigma.tolist())],
+        dtype=torch.float64,
+    )
     assert torch.allclose(ours.double(), ref, rtol=1e-4, atol=1e-4)
 
 
@@ -33,7 +36,7 @@ def test_log_prob_is_finite_with_finite_gradients_in_the_tails():
     log_prob = discretised_gaussian_log_prob(y, mean, sigma)
     log_prob.sum().backward()
     assert bool(torch.isfinite(log_prob).all()) and bool(torch.isfinite(sigma.grad).all())
-    assert abs(float(log_prob[0].detach())) < 1e-6  # μ = y with tiny σ: the whole mass is in the bin
+    assert abs(float(log_prob[0].detach())) < 1e-6  # μ = y, tiny σ: all mass in the bin
 
 
 def test_nll_gives_no_gradient_to_the_mean_head():

@@ -22,8 +22,14 @@ PHOTOS = [torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 
 
 
 def clips(count=4, size=8, frames=4):
-    data = SyntheticSprites(SyntheticConfig(size=size, frames=frames, num_clips=count, sprite_size=(2, 3)), PHOTOS)
-    return data, torch.stack([data[i]["frames"] for i in range(count)]), torch.stack([data[i]["flow"] for i in range(count)])
+    data = SyntheticSprites(
+        SyntheticConfig(size=size, frames=frames, num_clips=count, sprite_size=(2, 3)), PHOTOS
+    )
+    return (
+        data,
+        torch.stack([data[i]["frames"] for i in range(count)]),
+        torch.stack([data[i]["flow"] for i in range(count)]),
+    )
 
 
 def perturbed(model):
@@ -37,7 +43,10 @@ def perturbed(model):
 def test_video_folder_reads_exported_frames_and_gifs(tmp_path):
     data, frames, _ = clips()
     export_frame_folders(data, tmp_path / "videos", 3)
-    gif = [Image.fromarray(((f.permute(1, 2, 0) + 1) * 127.5).round().byte().numpy()) for f in frames[3]]
+    gif = [
+        Image.fromarray(((f.permute(1, 2, 0) + 1) * 127.5).round().byte().numpy())
+        for f in frames[3]
+    ]
     gif[0].save(tmp_path / "videos" / "clip.gif", save_all=True, append_images=gif[1:])
     folder = VideoFolder(tmp_path / "videos", size=8, frames=4)
     assert len(folder) == 4
@@ -64,9 +73,13 @@ def test_motion_pairs_use_frame_n_its_predecessor_and_the_flow_to_it():
     example = motion_batch(frames, flow, torch.Generator().manual_seed(0), hflip=False)
     assert example.index.min() >= 1 and example.index.max() <= 4
     for i, n in enumerate(example.index.tolist()):
-        assert torch.equal(example.target[i], frames[i, n]) and torch.equal(example.first[i], frames[i, 0])
+        assert torch.equal(example.target[i], frames[i, n]) and torch.equal(
+            example.first[i], frames[i, 0]
+        )
         assert torch.equal(example.flow[i], flow[i, n - 1])
-    upstream = motion_batch(frames.repeat(20, 1, 1, 1, 1), flow.repeat(20, 1, 1, 1, 1), upstream_range=True)
+    upstream = motion_batch(
+        frames.repeat(20, 1, 1, 1, 1), flow.repeat(20, 1, 1, 1, 1), upstream_range=True
+    )
     assert upstream.index.max() <= 3
 
 
@@ -74,7 +87,9 @@ def test_flipped_flow_still_warps_the_flipped_first_frame_onto_the_flipped_frame
     data, frames, flow = clips(count=1, size=12, frames=3)
     labels = data[0]["labels"]
     first, later, f = frames[0, :1].flip(-1), frames[0, 2:].flip(-1), hflip_flow(flow[0, 2:])
-    visible = (labels[2] > 0) & (warp(labels[None, :1].float(), flow[0, 2:])[0, 0].round() == labels[2])
+    visible = (labels[2] > 0) & (
+        warp(labels[None, :1].float(), flow[0, 2:])[0, 0].round() == labels[2]
+    )
     assert visible.any()
     error = (warp(first, f) - later).abs().amax(1)[0]
     assert error[visible.flip(-1)].max() < 1e-5
@@ -113,12 +128,16 @@ def test_generation_calls_the_model_frames_times_steps_with_frame_indices():
     assert [n for _, n in calls] == [1] * 4 + [2] * 4 + [3] * 4
     assert [t for t, _ in calls[:4]] == [999, 666, 333, 0]
     calls.clear()
-    generate_videos(Stub(), first, 3, [0], cfg, lambda a, b: torch.zeros(1, 2, 8, 8), official_indexing=True)
+    generate_videos(
+        Stub(), first, 3, [0], cfg, lambda a, b: torch.zeros(1, 2, 8, 8), official_indexing=True
+    )
     assert sorted({n for _, n in calls}) == [0, 1]
 
 
 def test_truncated_initial_noise_stays_in_range():
-    noise = initial_noise((4, 3, 8, 8), [torch.Generator().manual_seed(i) for i in range(4)], torch.device("cpu"), 0.5)
+    noise = initial_noise(
+        (4, 3, 8, 8), [torch.Generator().manual_seed(i) for i in range(4)], torch.device("cpu"), 0.5
+    )
     assert noise.abs().max() <= 0.5 and noise.std() > 0.1
 
 

@@ -1,9 +1,9 @@
 """Motion and content networks: zero output at init, fusion, frame-index sensitivity, any batch."""
 
+import dataclasses
+
 import pytest
 import torch
-
-import dataclasses
 
 from diffrepro.vidm.config import preset
 from diffrepro.vidm.content import ContentUNet
@@ -24,7 +24,11 @@ def tiny_content() -> ContentUNet:
 
 def inputs(batch, size=8, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return (torch.randn(batch, 3, size, size, generator=g), torch.randn(batch, 3, size, size, generator=g), torch.randn(batch, 2, size, size, generator=g) * 3)
+    return (
+        torch.randn(batch, 3, size, size, generator=g),
+        torch.randn(batch, 3, size, size, generator=g),
+        torch.randn(batch, 2, size, size, generator=g) * 3,
+    )
 
 
 def perturb(model, seed=1):
@@ -41,7 +45,9 @@ def test_motion_network_outputs_exactly_zero_at_initialisation():
     assert out.shape == (4, 6, 8, 8)
     assert torch.count_nonzero(out) == 0
     # zero-initialised output paths: every ResBlock output conv and the final conv
-    zero_convs = [m.out_layers[3] for m in model.modules() if hasattr(m, "out_layers")] + [model.unet.out[2]]
+    zero_convs = [m.out_layers[3] for m in model.modules() if hasattr(m, "out_layers")] + [
+        model.unet.out[2]
+    ]
     assert len(zero_convs) > 10 and all(torch.count_nonzero(c.weight) == 0 for c in zero_convs)
     assert not any(isinstance(m, torch.nn.Dropout) for m in model.modules())
     assert not hasattr(model.unet, "time_embed")
@@ -68,7 +74,12 @@ def test_batch_size_may_change_between_calls_and_samples_are_independent():
     for i in range(5):
         one = model(x[i : i + 1], t[i : i + 1], n[i : i + 1], first[i : i + 1], flow[i : i + 1])
         assert torch.allclose(one, full[i : i + 1], atol=1e-5)
-    assert model(*inputs(2, size=16)[:1], t[:2], n[:2], *inputs(2, size=16)[1:]).shape == (2, 6, 16, 16)
+    assert model(*inputs(2, size=16)[:1], t[:2], n[:2], *inputs(2, size=16)[1:]).shape == (
+        2,
+        6,
+        16,
+        16,
+    )
 
 
 def test_first_frame_features_enter_every_down_level_with_the_fusion_factor():

@@ -7,7 +7,9 @@ from diffrepro.vidm.posgn import PosGN, normalised_index, spatial_coords, step_f
 
 
 def coords(t, n, *, use_frame=True):
-    return step_frame_coords(torch.tensor(t), torch.tensor(n), num_timesteps=1000, num_frames=16, use_frame=use_frame)
+    return step_frame_coords(
+        torch.tensor(t), torch.tensor(n), num_timesteps=1000, num_frames=16, use_frame=use_frame
+    )
 
 
 def test_zero_mlp_output_gives_plain_group_norm():

@@ -10,7 +10,9 @@ PHOTOS = [torch.rand(3, 80, 90, generator=torch.Generator().manual_seed(0)) * 2 
 
 
 def dataset(**overrides) -> SyntheticSprites:
-    cfg = SyntheticConfig(**{"size": 16, "frames": 6, "num_clips": 8, "sprite_size": (3, 5), **overrides})
+    cfg = SyntheticConfig(
+        **{"size": 16, "frames": 6, "num_clips": 8, "sprite_size": (3, 5), **overrides}
+    )
     return SyntheticSprites(cfg, photos=PHOTOS)
 
 
@@ -21,7 +23,9 @@ def test_flow_warps_first_frame_onto_every_frame_exactly_on_its_sprites(index):
     first = frames[:1].expand(len(frames), -1, -1, -1)
     warped = warp(first, flow)
     # sprite pixels of frame k whose source pixel in frame 0 shows the same sprite (not occluded)
-    source = warp(labels[:1, None].float().expand(len(frames), -1, -1, -1), flow)[:, 0].round().long()
+    source = (
+        warp(labels[:1, None].float().expand(len(frames), -1, -1, -1), flow)[:, 0].round().long()
+    )
     visible = (labels > 0) & (source == labels)
     assert visible[1:].sum() > 0.8 * (labels[1:] > 0).sum()
     error = (warped - frames).abs().amax(1)

@@ -53,8 +53,8 @@ def pil_to_tensor(img: Image.Image) -> torch.Tensor:
 
 def to_pil(image: torch.Tensor) -> Image.Image:
     """A (C, H, W) tensor in [-1, 1] (C = 1 or 3) as an 8-bit Pillow image."""
-    array = ((image.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    array = array.permute(1, 2, 0).numpy()
+    quantised = ((image.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    array = quantised.permute(1, 2, 0).numpy()
     return Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
 
 

@@ -9,9 +9,11 @@
   symmetric form (Σ₁^½ Σ₂ Σ₁^½)^½, which has the same trace and is stable.
   ``feature_frechet_distance(a, b, extractor)`` fits Gaussians to ``extractor(images)``.
   No Inception weights ship with this package and nothing is downloaded: FID proper needs a
-  user's local Inception network (any callable images → (N, D) features, e.g.
-  ``torch.jit.load("pt_inception-2015-12-05.pt")``). :class:`TinyFeatureExtractor` is a fixed
-  random convolutional network for tests and CPU demos; its distances are **not** FID values.
+  user's Inception network with weights from a local file, passed as any callable
+  images → (N, D) features (e.g. pytorch-fid's ``InceptionV3`` built with a local
+  ``pt_inception-2015-12-05`` state dict, or StyleGAN's TorchScript ``inception-2015-12-05.pt``;
+  resize and rescale the images as that network expects). :class:`TinyFeatureExtractor` is a
+  fixed random convolutional network for tests and CPU demos; its distances are **not** FID.
 """
 
 from __future__ import annotations
@@ -133,15 +135,14 @@ class TinyFeatureExtractor(nn.Module):
         super().__init__()
         gen = torch.Generator().manual_seed(seed)
         widths = [in_channels, 16, 32, dim]
-        self.convs = nn.ModuleList(
-            nn.Conv2d(a, b, 3, stride=2, padding=1) for a, b in zip(widths, widths[1:])
-        )
+        convs = [nn.Conv2d(a, b, 3, stride=2, padding=1) for a, b in zip(widths, widths[1:])]
         with torch.no_grad():
-            for conv in self.convs:
+            for conv in convs:
                 conv.weight.copy_(
                     torch.randn(conv.weight.shape, generator=gen) / (conv.weight[0].numel() ** 0.5)
                 )
-                conv.bias.zero_()
+                conv.bias.zero_()  # type: ignore[union-attr]
+        self.convs = nn.ModuleList(convs)
         self.requires_grad_(False)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:

@@ -10,8 +10,9 @@ truncates so that the end token is kept, exactly as the SD pipelines call the to
 
 No ftfy: like transformers v5, odd input (mojibake, HTML entities) is not repaired.
 ``add_tokens`` registers new pseudo-words (Textual Inversion) that are matched before BPE.
-``write_vocab_files(folder, words)`` writes a tiny vocabulary in CLIP's format (all bytes plus
-the given words) for tests and CPU demos, where the real 49408-entry vocabulary is not at hand.
+``minimal_vocab(words)`` / ``write_vocab_files(folder, words)`` make a tiny vocabulary in CLIP's
+format (all bytes plus the given words) for tests and CPU demos, where the real 49408-entry
+vocabulary is not at hand.
 """
 
 from __future__ import annotations
@@ -26,7 +27,10 @@ from tokenizers.models import BPE
 
 BOS = "<|startoftext|>"
 EOS = "<|endoftext|>"
-_PIECES = r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
+_PIECES = (  # special tokens, contractions, letter runs, single digits, other runs
+    r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|"""
+    r"""[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
+)
 
 
 class CLIPTokenizer:
@@ -74,7 +78,10 @@ class CLIPTokenizer:
         Textual Inversion placeholders, are added too), plus the pad token and
         ``model_max_length`` from ``tokenizer_config.json`` / ``special_tokens_map.json``."""
         folder = Path(folder)
-        config = {**_read_json(folder / "special_tokens_map.json"), **_read_json(folder / "tokenizer_config.json")}
+        config = {
+            **_read_json(folder / "special_tokens_map.json"),
+            **_read_json(folder / "tokenizer_config.json"),
+        }
         pad = config.get("pad_token", EOS)
         pad = pad.get("content", EOS) if isinstance(pad, dict) else pad
         if max_length is None:
@@ -133,10 +140,10 @@ class CLIPTokenizer:
         return ids + [self.pad_id] * (self.max_length - len(ids))
 
 
-def write_vocab_files(folder: str | os.PathLike, words: list[str]) -> dict[str, int]:
-    """Write ``vocab.json`` + ``merges.txt`` in CLIP's layout: the 256 byte symbols, the same
-    with ``</w>``, merges building each (lower-case) word left to right with ``</w>`` on its
-    last symbol, then the start and end tokens. Returns the vocabulary."""
+def minimal_vocab(words: list[str]) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """A tiny vocabulary in CLIP's layout and its merges: the 256 byte symbols, the same with
+    ``</w>``, merges building each (lower-case) word left to right with ``</w>`` on its last
+    symbol, then the start and end tokens. Any text still tokenizes (byte fallback)."""
     alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
     symbols = alphabet + [c + "</w>" for c in alphabet]
     merges: list[tuple[str, str]] = []
@@ -149,6 +156,12 @@ def write_vocab_files(folder: str | os.PathLike, words: list[str]) -> dict[str, 
                 symbols.append(pair[0] + pair[1])
             parts = [pair[0] + pair[1], *parts[2:]]
     vocab = {s: i for i, s in enumerate(dict.fromkeys([*symbols, BOS, EOS]))}
+    return vocab, merges
+
+
+def write_vocab_files(folder: str | os.PathLike, words: list[str]) -> dict[str, int]:
+    """Write :func:`minimal_vocab` as ``vocab.json`` + ``merges.txt``; returns the vocabulary."""
+    vocab, merges = minimal_vocab(words)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
@@ -164,12 +177,17 @@ def _from_tokenizer_json(cls: type[CLIPTokenizer], path: Path, settings: dict) -
         raise ValueError(f"{path} does not hold a BPE tokenizer")
     merges = [tuple(m.split()) if isinstance(m, str) else tuple(m) for m in model.get("merges", [])]
     added = [t for t in data.get("added_tokens", []) if not t.get("special")]
-    vocab = {**model["vocab"], **{t["content"]: t["id"] for t in data.get("added_tokens", []) if t.get("special")}}
+    vocab = {
+        **model["vocab"],
+        **{t["content"]: t["id"] for t in data.get("added_tokens", []) if t.get("special")},
+    }
     tokenizer = cls(vocab, merges, **settings)
     for token in sorted(added, key=lambda t: t["id"]):
         (new_id,) = tokenizer.add_tokens([token["content"]])
         if new_id != token["id"]:
-            raise ValueError(f"{path}: added token {token['content']!r} has id {token['id']}, expected {new_id}")
+            raise ValueError(
+                f"{path}: added token {token['content']!r} has id {token['id']}, expected {new_id}"
+            )
     return tokenizer
 
 

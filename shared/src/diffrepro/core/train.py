@@ -134,8 +134,11 @@ def train(
     if resume and (latest := latest_checkpoint(out_dir)) is not None:
         step = _restore(latest, model, ema, optimizer)
     wrapped = _wrap_ddp(model, device) if world > 1 else model
-    batch_at = data if callable(data) and not isinstance(data, torch.utils.data.Dataset) else None
-    batch_at = batch_at or ShuffledBatches(data, config.batch_size, config.seed)
+    batch_at: Callable[[int], Any]
+    if isinstance(data, torch.utils.data.Dataset) or not callable(data):
+        batch_at = ShuffledBatches(data, config.batch_size, config.seed)
+    else:
+        batch_at = data
     logger = _Logger(out_dir / "tb") if rank == 0 else None
     losses: list[float] = []
     saved = None
@@ -218,14 +221,10 @@ def _step(
 
 
 def _clip(params: list[nn.Parameter], max_norm: float | None) -> float:
-    grads = [p for p in params if p.grad is not None]
     if max_norm is None:
-        return (
-            float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in grads])))
-            if grads
-            else 0.0
-        )
-    return float(torch.nn.utils.clip_grad_norm_(grads, max_norm))
+        norms = [p.grad.norm() for p in params if p.grad is not None]
+        return float(torch.linalg.vector_norm(torch.stack(norms))) if norms else 0.0
+    return float(torch.nn.utils.clip_grad_norm_(params, max_norm))
 
 
 class ShuffledBatches:

@@ -22,28 +22,55 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a base pixel model on an image folder")
     add_common_args(train, preset="demo")
     train.add_argument("--data", type=Path, required=True, help="folder of training images")
-    train.add_argument("--no-resume", action="store_true", help="start over even if --out has checkpoints")
+    train.add_argument(
+        "--no-resume", action="store_true", help="start over even if --out has checkpoints"
+    )
     train.set_defaults(func=_train)
 
     index = commands.add_parser("index", help="embed a corpus folder once for K-NN retrieval")
     index.add_argument("--corpus", type=Path, required=True, help="folder of corpus images")
     index.add_argument("--out", type=Path, default=RUNS_DIR / "adir" / "index.npz")
-    index.add_argument("--clip", type=Path, default=None, help="local CLIP vision folder (default: offline thumbnail embedder)")
-    index.add_argument("--image-size", type=int, default=224, help="images are centre-cropped to this size")
+    index.add_argument(
+        "--clip",
+        type=Path,
+        default=None,
+        help="local CLIP vision folder (default: offline thumbnail embedder)",
+    )
+    index.add_argument(
+        "--image-size", type=int, default=224, help="images are centre-cropped to this size"
+    )
     index.add_argument("--device", default="auto")
     index.set_defaults(func=_index)
 
-    restore = commands.add_parser("restore", help="restore one image (adapt on neighbours, guided sampling)")
+    restore = commands.add_parser(
+        "restore", help="restore one image (adapt on neighbours, guided sampling)"
+    )
     add_common_args(restore, preset="paper")
-    restore.add_argument("--task", required=True, choices=TASKS, metavar="TASK", help=", ".join(TASKS))
+    restore.add_argument(
+        "--task", required=True, choices=TASKS, metavar="TASK", help=", ".join(TASKS)
+    )
     source = restore.add_mutually_exclusive_group(required=True)
-    source.add_argument("--input", type=Path, help="the measurement y (e.g. the low-resolution image)")
-    source.add_argument("--clean", type=Path, help="a clean image to degrade (then PSNR/SSIM are reported)")
-    restore.add_argument("--size", type=int, default=None, help="image size for --clean (default: the model's)")
-    restore.add_argument("--mask", type=Path, default=None, help="inpainting mask image, white = observed")
-    restore.add_argument("--kernel", type=Path, default=None, help="blur kernel .npy for deblur_kernel")
-    restore.add_argument("--index", type=Path, default=None, help="retrieval index from `adir index`")
-    restore.add_argument("--clip", type=Path, default=None, help="the CLIP folder the index was built with")
+    source.add_argument(
+        "--input", type=Path, help="the measurement y (e.g. the low-resolution image)"
+    )
+    source.add_argument(
+        "--clean", type=Path, help="a clean image to degrade (then PSNR/SSIM are reported)"
+    )
+    restore.add_argument(
+        "--size", type=int, default=None, help="image size for --clean (default: the model's)"
+    )
+    restore.add_argument(
+        "--mask", type=Path, default=None, help="inpainting mask image, white = observed"
+    )
+    restore.add_argument(
+        "--kernel", type=Path, default=None, help="blur kernel .npy for deblur_kernel"
+    )
+    restore.add_argument(
+        "--index", type=Path, default=None, help="retrieval index from `adir index`"
+    )
+    restore.add_argument(
+        "--clip", type=Path, default=None, help="the CLIP folder the index was built with"
+    )
     restore.set_defaults(func=_restore)
     return parser
 
@@ -69,8 +96,14 @@ def _train(args: argparse.Namespace) -> None:
     out = args.out or RUNS_DIR / "adir" / "train"
     data = ImageFolder(args.data, size=cfg.unet.image_size, crop="random")
     save_config(cfg, out / "config.json")
-    weights = train_base(data, cfg, out, device=resolve_device(args.device), seed=args.seed,
-                         resume=not args.no_resume)  # fmt: skip
+    weights = train_base(
+        data,
+        cfg,
+        out,
+        device=resolve_device(args.device),
+        seed=args.seed,
+        resume=not args.no_resume,
+    )
     print(f"weights: {weights}")
 
 
@@ -96,7 +129,9 @@ def _restore(args: argparse.Namespace) -> None:
     from .retrieval import RetrievalIndex
 
     if args.checkpoint is None:
-        raise ValueError("restore needs --checkpoint (an `adir train` run or 256x256_diffusion_uncond.pt)")
+        raise ValueError(
+            "restore needs --checkpoint (an `adir train` run or 256x256_diffusion_uncond.pt)"
+        )
     cfg = _config(args)
     device = resolve_device(args.device)
     generator = seed_everything(args.seed)
@@ -109,19 +144,36 @@ def _restore(args: argparse.Namespace) -> None:
     elif cfg.adapt.enabled:
         print("adir: no --index given, sampling without adaptation", file=sys.stderr)
     exclude = [p for p in (args.input, args.clean) if p is not None]
-    result = restore(model, op, y.to(device), size, cfg, index=index, embedder=embedder,
-                     exclude=exclude, generator=generator, progress=True)  # fmt: skip
+    result = restore(
+        model,
+        op,
+        y.to(device),
+        size,
+        cfg,
+        index=index,
+        embedder=embedder,
+        exclude=exclude,
+        generator=generator,
+        progress=True,
+    )
     out = args.out or RUNS_DIR / "adir" / "restore"
     save_config(cfg, out / "config.json")
     save_image(result.restored[0], out / "restored.png")
     save_image(result.baseline[0], out / "baseline.png")
     row = [result.baseline[0], result.restored[0].cpu()] + ([clean[0]] if clean is not None else [])
-    figure([row], ["A+ y", "ADIR"] + (["clean"] if clean is not None else []), out / "figure.png", size=256)
+    figure(
+        [row],
+        ["A+ y", "ADIR"] + (["clean"] if clean is not None else []),
+        out / "figure.png",
+        size=256,
+    )
     metrics = scores(op, result.restored.cpu(), y.cpu(), clean)
     metrics["neighbours"] = list(result.neighbours)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    print(f"restored: {out / 'restored.png'}  " + ", ".join(
-        f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float)))  # fmt: skip
+    print(
+        f"restored: {out / 'restored.png'}  "
+        + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float))
+    )
 
 
 def _measurement(args: argparse.Namespace, cfg):

@@ -62,7 +62,7 @@ class ADIRConfig:
 
 DEMO_UNET = UNetConfig(
     image_size=32,
-    model_channels=32,
+    model_channels=16,
     channel_mult=(1, 2, 2),
     num_res_blocks=1,
     attention_resolutions=(8,),
@@ -75,17 +75,19 @@ PRESETS: dict[str, ADIRConfig] = {
     "paper": ADIRConfig(),
     "demo": ADIRConfig(
         unet=DEMO_UNET,
-        sample_steps="100",
+        sample_steps="50",
         noise_sigma=0.02,
-        guidance=GuidanceConfig(scale=2.0),
-        adapt=AdaptConfig(k=8, lr=1e-3, iterations=60, batch_size=6),
-        train=TrainConfig(steps=1500, batch_size=24, lr=1e-3, ema_decay=0.99, checkpoint_every=500),
+        guidance=GuidanceConfig(scale=1.5),
+        adapt=AdaptConfig(k=8, lr=1e-3, iterations=40, batch_size=6),
+        train=TrainConfig(steps=600, batch_size=16, lr=1e-3, ema_decay=0.99, checkpoint_every=200),
     ),
     "tiny": ADIRConfig(
         unet=dataclasses.replace(unet_preset("tiny"), model_channels=8, num_groups=4),
         sample_steps="5",
         noise_sigma=0.02,
         adapt=AdaptConfig(k=3, rank=2, alpha=1.0, lr=1e-3, iterations=2, batch_size=2),
-        train=TrainConfig(steps=3, batch_size=4, lr=1e-3, ema_decay=0.9, log_every=1, checkpoint_every=2),
+        train=TrainConfig(
+            steps=3, batch_size=4, lr=1e-3, ema_decay=0.9, log_every=1, checkpoint_every=2
+        ),
     ),
 }

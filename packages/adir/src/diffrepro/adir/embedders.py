@@ -56,7 +56,9 @@ class ClipEmbedder:
     def __call__(self, images: Tensor) -> Tensor:
         from diffrepro.core.models.clip import normalize_for_clip
 
-        pixels = normalize_for_clip(_as_rgb(images).float().to(self.device), self.model.config.image_size)
+        pixels = normalize_for_clip(
+            _as_rgb(images).float().to(self.device), self.model.config.image_size
+        )
         return self.model(pixels).cpu()
 
 

@@ -14,7 +14,9 @@ def measurement_residual(op: LinearOperator, x_hat: Tensor, y: Tensor) -> Tensor
     return (op.forward(x_hat) - y).flatten(1).square().mean(dim=1).sqrt()
 
 
-def scores(op: LinearOperator, x_hat: Tensor, y: Tensor, clean: Tensor | None = None) -> dict[str, float]:
+def scores(
+    op: LinearOperator, x_hat: Tensor, y: Tensor, clean: Tensor | None = None
+) -> dict[str, float]:
     """Mean PSNR (dB), SSIM and residual over the batch; PSNR/SSIM only when ``clean`` is known."""
     out = {"residual": float(measurement_residual(op, x_hat, y).mean())}
     if clean is not None:

@@ -28,7 +28,7 @@ from torch import Tensor
 
 from diffrepro.core.samplers import StepState, split_output, x0_eps_from_prediction
 
-from .operators import LinearOperator
+from .operators import LinearOperator, spectral_norm_sq
 
 GRADIENTS = ("plain", "likelihood")
 EPS_SOURCES = ("reuse", "reevaluate")
@@ -84,10 +84,19 @@ def guided_mean(mean: Tensor, variance: Tensor, grad: Tensor, scale: float) -> T
     return mean + scale * variance * grad
 
 
+def scale_for(op: LinearOperator, shape: tuple[int, ...], strength: float = 1.5) -> float:
+    """A guidance scale ``strength / λ_max(A Aᵀ)``, comparable across operators.
+
+    The step contracts the residual by ``I - 2 s Σ A Aᵀ``; with this scale it decreases at every
+    step whose variance is below ``1 / strength`` (the admissible range ``s Σ λ_max < 1``).
+    """
+    return strength / spectral_norm_sq(op, shape)
+
+
 def adir_callback(
     op: LinearOperator,
     y: Tensor,
-    cfg: GuidanceConfig = GuidanceConfig(),
+    cfg: GuidanceConfig | None = None,
     *,
     noise_sigma: float = 0.0,
     eps_model: Callable[[Tensor, int], Tensor] | None = None,
@@ -97,6 +106,7 @@ def adir_callback(
     ``eps_model(x, level_index)`` returns ε_θ at a schedule index; it is needed only for
     ``eps_source="reevaluate"`` (see :func:`eps_at_index`).
     """
+    cfg = cfg or GuidanceConfig()
     if cfg.eps_source == "reevaluate" and eps_model is None:
         raise ValueError('eps_source="reevaluate" needs eps_model')
 
@@ -118,7 +128,9 @@ def eps_at_index(model: Callable, schedule, prediction: str = "eps", variance: s
     """``eps_model(x, index)`` for :func:`adir_callback` from a raw ``model(x, t)``."""
 
     def eps_model(x: Tensor, index: int) -> Tensor:
-        t = torch.full((x.shape[0],), int(schedule.timesteps[index]), device=x.device, dtype=torch.long)
+        t = torch.full(
+            (x.shape[0],), int(schedule.timesteps[index]), device=x.device, dtype=torch.long
+        )
         pred, _ = split_output(model(x, t), x, variance)
         abar = torch.tensor(float(schedule.alphas_cumprod[index]), dtype=torch.float64)
         return x0_eps_from_prediction(pred, x, abar, prediction)[1].to(x.dtype)

@@ -6,7 +6,6 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 from torch import Tensor
@@ -31,11 +30,17 @@ def save_image(image: Tensor, path: str | os.PathLike) -> Path:
 
 
 def figure(
-    rows: Sequence[Sequence[Tensor]], titles: Sequence[str], path: str | os.PathLike, *, size: int = 96
+    rows: Sequence[Sequence[Tensor]],
+    titles: Sequence[str],
+    path: str | os.PathLike,
+    *,
+    size: int = 96,
 ) -> Path:
     """A grid with one row per example and one titled column per image kind (nearest resize)."""
     header, pad = 14, 2
-    grid = Image.new("RGB", (len(titles) * (size + pad), header + len(rows) * (size + pad)), "white")
+    grid = Image.new(
+        "RGB", (len(titles) * (size + pad), header + len(rows) * (size + pad)), "white"
+    )
     draw = ImageDraw.Draw(grid)
     for j, title in enumerate(titles):
         draw.text((j * (size + pad) + 2, 1), title, fill="black")

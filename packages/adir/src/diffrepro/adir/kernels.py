@@ -51,10 +51,14 @@ def bicubic_matrix(size: int, factor: int, a: float = -0.5) -> Tensor:
     out = size // factor
     # Output j is centred at input coordinate j·f + (f-1)/2; tap i sits at input j·f + i - 3f/2.
     cols = (
-        torch.arange(out)[:, None] * factor + torch.arange(taps.numel())[None, :] - (3 * factor) // 2
+        torch.arange(out)[:, None] * factor
+        + torch.arange(taps.numel())[None, :]
+        - (3 * factor) // 2
     ) % size
     matrix = torch.zeros(out, size, dtype=torch.float64)
-    matrix.index_put_((torch.arange(out)[:, None].expand_as(cols), cols), taps.expand_as(cols), accumulate=True)
+    matrix.index_put_(
+        (torch.arange(out)[:, None].expand_as(cols), cols), taps.expand_as(cols), accumulate=True
+    )
     return matrix
 
 

@@ -48,7 +48,9 @@ def load_model(path: str | os.PathLike, cfg: ADIRConfig) -> tuple[UNetModel, ADI
 def _latest_weights(run_dir: Path) -> Path:
     folder = latest_checkpoint(run_dir)
     if folder is None:
-        raise FileNotFoundError(f"no training checkpoint in {run_dir} (expected checkpoints/latest)")
+        raise FileNotFoundError(
+            f"no training checkpoint in {run_dir} (expected checkpoints/latest)"
+        )
     ema = folder / "ema.safetensors"
     return ema if ema.is_file() else folder / "model.safetensors"
 

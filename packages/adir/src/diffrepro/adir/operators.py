@@ -186,7 +186,9 @@ class CustomOperator(LinearOperator):
         return self._pinv(y)
 
 
-def adjoint_mismatch(op: LinearOperator, x: Tensor, generator: torch.Generator | None = None) -> float:
+def adjoint_mismatch(
+    op: LinearOperator, x: Tensor, generator: torch.Generator | None = None
+) -> float:
     """Relative error of the dot-product test ``<A x, u> = <x, Aᵀ u>`` for a random ``u``."""
     ax = op.forward(x)
     u = torch.randn(ax.shape, dtype=ax.dtype, generator=generator)

@@ -44,8 +44,16 @@ def guided_sample(
     callback = adir_callback(op, y, cfg.guidance, noise_sigma=cfg.noise_sigma, eps_model=eps_model)
     device = next(model.parameters()).device
     x_T = per_sample_noise(shape, generator, device)
-    return sample_ddpm(model, x_T, schedule, variance=cfg.variance, clip_x0=cfg.clip_x0,
-                       generator=generator, callback=callback, progress=progress)  # fmt: skip
+    return sample_ddpm(
+        model,
+        x_T,
+        schedule,
+        variance=cfg.variance,
+        clip_x0=cfg.clip_x0,
+        generator=generator,
+        callback=callback,
+        progress=progress,
+    )
 
 
 def retrieve(
@@ -90,13 +98,22 @@ def restore(
     progress: bool = False,
     log: Callable[[int, float], None] | None = None,
 ) -> Restoration:
-    """Restore one measurement ``y`` (batch of 1): adapt on its neighbours when an index is given."""
+    """Restore one measurement ``y`` (a batch of 1), adapting on its neighbours given an index."""
     neighbours: list[str] = []
     if cfg.adapt.enabled and index is not None and embedder is not None:
-        neighbours = retrieve(index, embedder, op, y, cfg.adapt.k, method=cfg.adapt.search, exclude=exclude)
+        neighbours = retrieve(
+            index, embedder, op, y, cfg.adapt.k, method=cfg.adapt.search, exclude=exclude
+        )
         images = torch.stack([load_image(p, image_size) for p in neighbours])
-        model = adapted_copy(model, images, train_schedule(cfg), cfg.adapt, variance=cfg.variance,
-                             generator=generator, log=log)  # fmt: skip
+        model = adapted_copy(
+            model,
+            images,
+            train_schedule(cfg),
+            cfg.adapt,
+            variance=cfg.variance,
+            generator=generator,
+            log=log,
+        )
     shape = (1, cfg.unet.out_channels, image_size, image_size)
     restored = guided_sample(model, op, y, shape, cfg, generator=generator, progress=progress)
     return Restoration(naive_baseline(op, y), restored.clamp(-1, 1), tuple(neighbours))

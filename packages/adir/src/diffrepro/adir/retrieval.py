@@ -71,8 +71,13 @@ class RetrievalIndex:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, embeddings=self.embeddings, paths=np.array(self.paths),
-                 digests=np.array(self.digests), embedder=np.array(self.embedder))  # fmt: skip
+        np.savez(
+            tmp,
+            embeddings=self.embeddings,
+            paths=np.array(self.paths),
+            digests=np.array(self.digests),
+            embedder=np.array(self.embedder),
+        )
         tmp.replace(path)
         return path
 
@@ -80,10 +85,16 @@ class RetrievalIndex:
     def load(cls, path: str | os.PathLike) -> RetrievalIndex:
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"retrieval index not found: {path} (build it with `adir index`)")
+            raise FileNotFoundError(
+                f"retrieval index not found: {path} (build it with `adir index`)"
+            )
         with np.load(path, allow_pickle=False) as data:
-            return cls(data["embeddings"], tuple(data["paths"].tolist()),
-                       tuple(data["digests"].tolist()), str(data["embedder"]))  # fmt: skip
+            return cls(
+                data["embeddings"],
+                tuple(data["paths"].tolist()),
+                tuple(data["digests"].tolist()),
+                str(data["embedder"]),
+            )
 
     def excluded(self, files: Iterable[str | os.PathLike]) -> set[int]:
         """Rows that are one of ``files`` (same resolved path or same file content)."""
@@ -91,9 +102,10 @@ class RetrievalIndex:
         resolved = {str(f.resolve()) for f in files}
         digests = {file_digest(f) for f in files if f.is_file()}
         return {
-            i for i, (p, d) in enumerate(zip(self.paths, self.digests))
+            i
+            for i, (p, d) in enumerate(zip(self.paths, self.digests))
             if str(Path(p).resolve()) in resolved or d in digests
-        }  # fmt: skip
+        }
 
     def search(
         self,
@@ -133,7 +145,9 @@ def build_index(
     if not paths:
         raise ValueError("cannot build a retrieval index from an empty corpus")
     chunks = []
-    for start in tqdm(range(0, len(paths), batch_size), desc="index", disable=len(paths) <= batch_size):
+    for start in tqdm(
+        range(0, len(paths), batch_size), desc="index", disable=len(paths) <= batch_size
+    ):
         batch = torch.stack([load_image(p, image_size) for p in paths[start : start + batch_size]])
         chunks.append(embedder(batch).float().cpu().numpy())
     return RetrievalIndex(

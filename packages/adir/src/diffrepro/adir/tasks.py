@@ -31,11 +31,21 @@ from .operators import (
 )
 
 TASKS = (
-    "sr2", "sr4", "sr8", "sr2_pool", "sr4_pool", "sr8_pool",
-    "deblur_uniform", "deblur_gauss", "deblur_kernel",
-    "inpaint_box", "inpaint_free", "inpaint_random",
-    "colorize", "denoise",
-)  # fmt: skip
+    "sr2",
+    "sr4",
+    "sr8",
+    "sr2_pool",
+    "sr4_pool",
+    "sr8_pool",
+    "deblur_uniform",
+    "deblur_gauss",
+    "deblur_kernel",
+    "inpaint_box",
+    "inpaint_free",
+    "inpaint_random",
+    "colorize",
+    "denoise",
+)
 
 
 @dataclass(frozen=True)
@@ -63,7 +73,7 @@ def sr_factor(task: str) -> int:
 def make_operator(
     task: str,
     image_size: int,
-    cfg: TaskConfig = TaskConfig(),
+    cfg: TaskConfig | None = None,
     *,
     kernel: Tensor | None = None,
     mask: Tensor | None = None,
@@ -75,13 +85,16 @@ def make_operator(
     """
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; known tasks: {', '.join(TASKS)}")
+    cfg = cfg or TaskConfig()
     if task.startswith("sr"):
         factor = sr_factor(task)
         build = average_pool_matrix if task.endswith("_pool") else bicubic_matrix
         matrix = build(image_size, factor)
         return SeparableOperator(matrix, matrix)
     if task in ("deblur_uniform", "deblur_gauss"):
-        taps = uniform_taps(cfg.blur_size) if task == "deblur_uniform" else gaussian_taps(cfg.blur_std)
+        taps = (
+            uniform_taps(cfg.blur_size) if task == "deblur_uniform" else gaussian_taps(cfg.blur_std)
+        )
         matrix = circulant_matrix(image_size, taps)
         return SeparableOperator(matrix, matrix, rtol=1e-3)
     if task == "deblur_kernel":

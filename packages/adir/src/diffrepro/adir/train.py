@@ -28,7 +28,9 @@ def epsilon_loss(cfg: ADIRConfig) -> Callable[[nn.Module, Tensor], Tensor]:
     def loss_fn(model: nn.Module, x0: Tensor) -> Tensor:
         t = sample_timesteps(len(x0), len(schedule), device=x0.device)
         noise = torch.randn_like(x0)
-        return diffusion_loss(model, x0, t, schedule, noise=noise, variance=cfg.variance)["loss"].mean()
+        return diffusion_loss(model, x0, t, schedule, noise=noise, variance=cfg.variance)[
+            "loss"
+        ].mean()
 
     return loss_fn
 
@@ -45,7 +47,15 @@ def train_base(
     """Train (or resume) a base model; returns the path of its final (EMA) weights."""
     model = build_model(cfg)
     config = dataclasses.replace(cfg.train, seed=seed)
-    result = train(model, epsilon_loss(cfg), data, config, out_dir, model_config=cfg,
-                   resume=resume, device=device)  # fmt: skip
+    result = train(
+        model,
+        epsilon_loss(cfg),
+        data,
+        config,
+        out_dir,
+        model_config=cfg,
+        resume=resume,
+        device=device,
+    )
     ema = result.checkpoint / "ema.safetensors"
     return ema if ema.is_file() else result.checkpoint / "model.safetensors"

@@ -33,6 +33,9 @@ class MelConfig:
     log_eps: float = 1e-10
 
 
+DEFAULT_MEL = MelConfig()
+
+
 def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
     """Read a PCM WAV file as mono float32 in [-1, 1] and its sample rate."""
     path = Path(path)
@@ -70,8 +73,14 @@ def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int) -> Path:
 
 
 def resample_audio(
-    audio: np.ndarray, orig_rate: int, new_rate: int, *, zero_crossings: int = 16,
-    rolloff: float = 0.95, beta: float = 8.6, chunk: int = 1 << 16,
+    audio: np.ndarray,
+    orig_rate: int,
+    new_rate: int,
+    *,
+    zero_crossings: int = 16,
+    rolloff: float = 0.95,
+    beta: float = 8.6,
+    chunk: int = 1 << 16,
 ) -> np.ndarray:
     """Band-limited polyphase resampling with a Kaiser-windowed sinc (e.g. 22050 -> 16000 Hz).
 
@@ -117,11 +126,14 @@ def hz_to_mel(hz: np.ndarray) -> np.ndarray:
 
 def mel_to_hz(mel: np.ndarray) -> np.ndarray:
     mel = np.asarray(mel, dtype=np.float64)
-    return np.where(mel >= 15.0, 1000.0 * np.exp((np.log(6.4) / 27.0) * (mel - 15.0)),
-                    mel * (200.0 / 3))
+    return np.where(
+        mel >= 15.0, 1000.0 * np.exp((np.log(6.4) / 27.0) * (mel - 15.0)), mel * (200.0 / 3)
+    )
 
 
-def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
+def mel_filterbank(
+    sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float
+) -> np.ndarray:
     """Slaney-normalised triangular filters ``(n_mels, n_fft // 2 + 1)``."""
     if fmax > sample_rate / 2 + 1e-6:
         raise ValueError(f"fmax {fmax} Hz is above the Nyquist rate of {sample_rate} Hz audio")
@@ -135,7 +147,7 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax:
     return weights * (2.0 / (edges[2:] - edges[:-2]))[:, None]
 
 
-def log_mel(audio: np.ndarray, sample_rate: int, config: MelConfig = MelConfig()) -> np.ndarray:
+def log_mel(audio: np.ndarray, sample_rate: int, config: MelConfig = DEFAULT_MEL) -> np.ndarray:
     """Natural-log mel spectrogram ``(frames, n_mels)``, ``frames = len // hop + 1``.
 
     ``sample_rate`` must be divisible by ``config.fps`` (use :func:`speech_features` for others).
@@ -146,10 +158,18 @@ def log_mel(audio: np.ndarray, sample_rate: int, config: MelConfig = MelConfig()
     signal = torch.as_tensor(np.asarray(audio, dtype=np.float32))
     if signal.ndim != 1 or signal.numel() == 0:
         raise ValueError("audio must be a non-empty mono signal")
-    spec = torch.stft(
-        signal, config.n_fft, hop_length=hop, window=torch.hann_window(config.n_fft),
-        center=True, pad_mode="constant", return_complex=True,
-    ).abs() ** 2  # (freq, frames)
+    spec = (
+        torch.stft(
+            signal,
+            config.n_fft,
+            hop_length=hop,
+            window=torch.hann_window(config.n_fft),
+            center=True,
+            pad_mode="constant",
+            return_complex=True,
+        ).abs()
+        ** 2
+    )  # (freq, frames)
     bank = torch.as_tensor(
         mel_filterbank(sample_rate, config.n_fft, config.n_mels, config.fmin, config.fmax),
         dtype=torch.float32,
@@ -158,7 +178,7 @@ def log_mel(audio: np.ndarray, sample_rate: int, config: MelConfig = MelConfig()
 
 
 def speech_features(
-    audio: np.ndarray, sample_rate: int, config: MelConfig = MelConfig()
+    audio: np.ndarray, sample_rate: int, config: MelConfig = DEFAULT_MEL
 ) -> np.ndarray:
     """Log-mel features at ``config.fps``, resampling first when the rate is not divisible."""
     rate = feature_rate(sample_rate, config.fps)

@@ -197,7 +197,9 @@ def parse_bvh(text: str, source: str = "<bvh>") -> Motion:
         raise lines.error(f"Frame Time must be positive, got {frame_time}")
     rows = [lines.floats(t, n, skeleton.num_channels, "frame") for n, t in lines.rows[lines.pos :]]
     if len(rows) < frames:
-        raise lines.error(f"Frames declares {frames} frames but only {len(rows)} follow", frames_line)
+        raise lines.error(
+            f"Frames declares {frames} frames but only {len(rows)} follow", frames_line
+        )
     values = np.array(rows, dtype=np.float64).reshape(len(rows), skeleton.num_channels)
     return Motion(skeleton, frame_time, values)
 
@@ -229,8 +231,14 @@ def format_bvh(motion: Motion) -> str:
         for child in skeleton.children(index):
             emit(child, depth + 1)
         if joint.end_site is not None:
-            out.extend([f"{pad}\tEnd Site", f"{pad}\t{{",
-                        f"{pad}\t\tOFFSET {_format(joint.end_site)}", f"{pad}\t}}"])
+            out.extend(
+                [
+                    f"{pad}\tEnd Site",
+                    f"{pad}\t{{",
+                    f"{pad}\t\tOFFSET {_format(joint.end_site)}",
+                    f"{pad}\t}}",
+                ]
+            )
         out.append(pad + "}")
 
     emit(0, 0)
@@ -259,5 +267,7 @@ def resample(motion: Motion, fps: float) -> Motion:
     duration = motion.num_frames * motion.frame_time
     count = max(1, int(round(duration * fps)))
     times = np.arange(count) / fps
-    source = np.clip(np.round(times / motion.frame_time + 1e-9).astype(int), 0, motion.num_frames - 1)
+    source = np.clip(
+        np.round(times / motion.frame_time + 1e-9).astype(int), 0, motion.num_frames - 1
+    )
     return Motion(motion.skeleton, 1.0 / fps, motion.values[source])

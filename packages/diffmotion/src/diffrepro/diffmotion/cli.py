@@ -16,19 +16,35 @@ def build_parser() -> argparse.ArgumentParser:
     parser, commands = paper_parser(PAPER)
     train = commands.add_parser("train", help="train on BVH + WAV pairs or the synthetic set")
     add_common_args(train)
-    train.add_argument("--data", type=Path, default=None,
-                       help="folder of paired BVH + WAV files (default: the synthetic set)")
-    train.add_argument("--utterances", type=int, default=40,
-                       help="synthetic utterances to make when --data is not given (default 40)")
+    train.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="folder of paired BVH + WAV files (default: the synthetic set)",
+    )
+    train.add_argument(
+        "--utterances",
+        type=int,
+        default=40,
+        help="synthetic utterances to make when --data is not given (default 40)",
+    )
     train.set_defaults(func=_train)
     sample = commands.add_parser("sample", help="generate a gesture BVH for a speech WAV")
     sample.add_argument("--audio", type=Path, required=True, help="speech WAV file")
     sample.add_argument("--out", type=Path, required=True, help="BVH file to write")
     sample.add_argument("--checkpoint", type=Path, required=True, help="model.safetensors")
-    sample.add_argument("--skeleton", type=Path, default=None,
-                        help="BVH whose skeleton to write (default: the built-in skeleton)")
-    sample.add_argument("--samples-per-frame", type=int, default=None,
-                        help="K samples per frame (official: 200 with --reduce median)")
+    sample.add_argument(
+        "--skeleton",
+        type=Path,
+        default=None,
+        help="BVH whose skeleton to write (default: the built-in skeleton)",
+    )
+    sample.add_argument(
+        "--samples-per-frame",
+        type=int,
+        default=None,
+        help="K samples per frame (official: 200 with --reduce median)",
+    )
     sample.add_argument("--reduce", choices=("none", "median", "mean"), default=None)
     sample.add_argument("--steps", type=int, default=None, help="diffusion steps (default all)")
     sample.add_argument("--alignment", choices=("training", "official"), default=None)
@@ -59,7 +75,9 @@ def _train(args: argparse.Namespace) -> None:
         utterances = synthetic_utterances(
             args.utterances, args.seed, cfg.joints, use_espeak=espeak_available(), fps=cfg.fps
         )
-    poses, speech = training_clips(utterances, cfg.clip_frames, cfg.clip_hop, cfg.joints, mirror=cfg.mirror)
+    poses, speech = training_clips(
+        utterances, cfg.clip_frames, cfg.clip_hop, cfg.joints, mirror=cfg.mirror
+    )
     out = args.out or Path("runs/diffmotion/train")
     result = train(cfg, poses, speech, seed=args.seed, device=device, out_dir=out, progress=True)
     print(f"final loss {result.losses[-1]:.4f}; checkpoint: {result.checkpoint}")
@@ -69,8 +87,8 @@ def _sample(args: argparse.Namespace) -> None:
     from diffrepro.core.repro import resolve_device
 
     from .bvh import read_bvh
-    from .skeleton import upper_body_skeleton
     from .pipeline import gestures_for_audio
+    from .skeleton import upper_body_skeleton
     from .train import load_model
 
     model, cfg = load_model(args.checkpoint, resolve_device(args.device))
@@ -78,7 +96,9 @@ def _sample(args: argparse.Namespace) -> None:
         "samples_per_frame": args.samples_per_frame, "reduce": args.reduce,
         "steps": args.steps, "alignment": args.alignment,
     }  # fmt: skip
-    sampling = dataclasses.replace(cfg.sampling, **{k: v for k, v in choices.items() if v is not None})
+    sampling = dataclasses.replace(
+        cfg.sampling, **{k: v for k, v in choices.items() if v is not None}
+    )
     if args.reduce == "median" and args.samples_per_frame is None:
         sampling = dataclasses.replace(sampling, samples_per_frame=200)  # the official setting
     if args.reduce is None and sampling.samples_per_frame > 1:

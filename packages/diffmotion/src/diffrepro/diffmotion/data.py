@@ -81,14 +81,20 @@ def folder_utterances(root: str | Path, joints: Sequence[str], fps: int = 20) ->
 
 
 def training_clips(
-    utterances: Sequence[Utterance], clip_frames: int, clip_hop: int, joints: Sequence[str],
-    *, mirror: bool,
+    utterances: Sequence[Utterance],
+    clip_frames: int,
+    clip_hop: int,
+    joints: Sequence[str],
+    *,
+    mirror: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Windows ``(poses (N, clip, D), speech (N, clip, A))`` over the concatenated recordings."""
     poses = np.concatenate([u.poses for u in utterances])
     speech = np.concatenate([u.speech for u in utterances])
     if poses.shape[0] < clip_frames:
-        raise ValueError(f"{poses.shape[0]} frames of data are fewer than one {clip_frames}-frame clip")
+        raise ValueError(
+            f"{poses.shape[0]} frames of data are fewer than one {clip_frames}-frame clip"
+        )
     starts = range(0, poses.shape[0] - clip_frames + 1, clip_hop)
     pose_clips = np.stack([poses[s : s + clip_frames] for s in starts])
     speech_clips = np.stack([speech[s : s + clip_frames] for s in starts])
@@ -96,4 +102,3 @@ def training_clips(
         pose_clips = np.concatenate([pose_clips, mirror_poses(pose_clips, joints)])
         speech_clips = np.concatenate([speech_clips, speech_clips])
     return pose_clips.astype(np.float32), speech_clips.astype(np.float32)
-

@@ -27,7 +27,9 @@ class DiffusionEmbedding(nn.Module):
         super().__init__()
         steps = torch.arange(max_steps, dtype=torch.float32)[:, None]
         table = steps * 10.0 ** (torch.arange(dim, dtype=torch.float32)[None, :] * 4.0 / dim)
-        self.register_buffer("embedding", torch.cat([table.sin(), table.cos()], 1), persistent=False)
+        self.register_buffer(
+            "embedding", torch.cat([table.sin(), table.cos()], 1), persistent=False
+        )
         self.projection1 = nn.Linear(2 * dim, proj_dim)
         self.projection2 = nn.Linear(proj_dim, proj_dim)
 
@@ -58,7 +60,9 @@ class ResidualBlock(nn.Module):
             channels, 2 * channels, 3, padding=dilation, dilation=dilation, padding_mode="circular"
         )
         self.diffusion_projection = nn.Linear(hidden, channels)
-        self.conditioner_projection = nn.Conv1d(1, 2 * channels, 1, padding=2, padding_mode="circular")
+        self.conditioner_projection = nn.Conv1d(
+            1, 2 * channels, 1, padding=2, padding_mode="circular"
+        )
         self.output_projection = nn.Conv1d(channels, 2 * channels, 1)
 
     def forward(self, x: Tensor, cond: Tensor, step: Tensor) -> tuple[Tensor, Tensor]:
@@ -83,7 +87,9 @@ class EpsilonTheta(nn.Module):
                 f"use fewer residual layers or a shorter dilation cycle"
             )
         if cfg.diffusion_steps > MAX_STEPS:
-            raise ValueError(f"diffusion_steps {cfg.diffusion_steps} exceeds the {MAX_STEPS}-step table")
+            raise ValueError(
+                f"diffusion_steps {cfg.diffusion_steps} exceeds the {MAX_STEPS}-step table"
+            )
         c = cfg.residual_channels
         self.input_projection = nn.Conv1d(1, c, 1, padding=2, padding_mode="circular")
         self.diffusion_embedding = DiffusionEmbedding(cfg.step_embedding_dim, cfg.residual_hidden)

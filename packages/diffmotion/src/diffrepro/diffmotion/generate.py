@@ -25,6 +25,8 @@ from .config import ALIGNMENTS, REDUCTIONS, SamplingConfig
 from .model import DiffMotion
 from .windows import pose_window
 
+DEFAULT_SAMPLING = SamplingConfig()
+
 
 def sampling_schedule(model: DiffMotion, steps: int | None) -> Schedule:
     """The model's schedule, respaced to ``steps`` evenly spaced steps when given."""
@@ -60,7 +62,7 @@ def _check(cfg: SamplingConfig) -> None:
 def generate(
     model: DiffMotion,
     speech: Tensor,
-    cfg: SamplingConfig = SamplingConfig(),
+    cfg: SamplingConfig = DEFAULT_SAMPLING,
     *,
     generator: torch.Generator | None = None,
     progress: bool = False,

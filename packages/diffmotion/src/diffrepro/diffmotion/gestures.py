@@ -73,7 +73,10 @@ def _activity(energy: np.ndarray) -> np.ndarray:
 
 
 def gesture_motion(
-    audio: np.ndarray, sample_rate: int, frames: int, rng: np.random.Generator,
+    audio: np.ndarray,
+    sample_rate: int,
+    frames: int,
+    rng: np.random.Generator,
     beat_probability: float = 0.6,
 ) -> Motion:
     """A 60 fps motion of ``frames`` frames following ``audio`` (see the module docstring)."""
@@ -90,7 +93,7 @@ def gesture_motion(
             continue
         kind = STROKES[rng.choice(4, p=[0.35, 0.25, 0.25, 0.15])]
         centre = (onset + rng.integers(-3, 4)) / MOTION_FPS + 0.05
-        amplitude = (0.4 + 0.6 * energy[onset:onset + 6].max()) * rng.uniform(0.7, 1.3)
+        amplitude = (0.4 + 0.6 * energy[onset : onset + 6].max()) * rng.uniform(0.7, 1.3)
         strokes[kind] += amplitude * np.exp(-0.5 * ((time - centre) / 0.1) ** 2)
     right = strokes["right"] + strokes["both"]
     left = strokes["left"] + strokes["both"]
@@ -101,8 +104,10 @@ def gesture_motion(
     angles["Neck"][:, 2] = _ou(frames, rng, 3.0, 1.2)
     angles["Head"][:, 1] = _ou(frames, rng, 2.0, 1.0) + 10.0 * strokes["nod"]
     angles["Head"][:, 2] = _ou(frames, rng, 3.0, 1.5)
-    for side, beat, sign, wave in (("Right", right, -1.0, gesticulation[0]),
-                                   ("Left", left, 1.0, gesticulation[1])):
+    for side, beat, sign, wave in (
+        ("Right", right, -1.0, gesticulation[0]),
+        ("Left", left, 1.0, gesticulation[1]),
+    ):
         angles[f"{side}Shoulder"][:, 0] = sign * 3.0 * beat
         angles[f"{side}Arm"][:, 0] = sign * (8.0 + 8.0 * active + 14.0 * strokes["both"])
         angles[f"{side}Arm"][:, 1] = -12.0 * active - 12.0 * beat

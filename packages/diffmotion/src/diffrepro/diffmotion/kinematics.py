@@ -35,6 +35,8 @@ def joint_positions(motion: Motion) -> np.ndarray:
             rotations[:, k] = local
         else:
             parent_rot = rotations[:, joint.parent]
-            positions[:, k] = positions[:, joint.parent] + np.einsum("fij,fj->fi", parent_rot, offset)
+            positions[:, k] = positions[:, joint.parent] + np.einsum(
+                "fij,fj->fi", parent_rot, offset
+            )
             rotations[:, k] = parent_rot @ local
     return positions

@@ -17,7 +17,9 @@ from .poses import poses_to_motion
 HANDS = ("RightHand", "LeftHand")
 
 
-def positions(poses: np.ndarray, skeleton: Skeleton, joints: Sequence[str], fps: float) -> np.ndarray:
+def positions(
+    poses: np.ndarray, skeleton: Skeleton, joints: Sequence[str], fps: float
+) -> np.ndarray:
     """Global joint positions ``(frames, skeleton joints, 3)`` of exponential-map poses."""
     return joint_positions(poses_to_motion(poses, skeleton, joints, fps))
 
@@ -34,7 +36,9 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
     return float((a * b).sum() / denominator) if denominator > 0 else 0.0
 
 
-def speed_energy_correlation(speed: np.ndarray, energy: np.ndarray, fps: float, smooth: float = 0.25) -> float:
+def speed_energy_correlation(
+    speed: np.ndarray, energy: np.ndarray, fps: float, smooth: float = 0.25
+) -> float:
     """Pearson correlation of hand speed with speech energy, both smoothed over ``smooth`` s."""
     n = min(len(speed), len(energy))
     width = max(1, int(round(smooth * fps)))

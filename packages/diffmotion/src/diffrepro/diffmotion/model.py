@@ -50,15 +50,19 @@ class DiffMotion(nn.Module):
         return self.rnn(cond, state)
 
     def denoise(self, x: Tensor, step: Tensor, h: Tensor) -> Tensor:
-        """``eps_theta`` for poses ``x (N, 1, D)`` at steps ``(N,)`` given LSTM outputs ``(N, H)``."""
+        """``eps_theta`` of poses ``x (N, 1, D)`` at steps ``(N,)``, LSTM outputs ``h (N, H)``."""
         return self.denoise_fn(x, step, h)
 
-    def loss(self, cond: Tensor, target: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    def loss(
+        self, cond: Tensor, target: Tensor, generator: torch.Generator | None = None
+    ) -> Tensor:
         """Epsilon-prediction L2 loss, one random step per (clip, frame), mean over everything."""
         h, _ = self.encode(cond)
         x0 = target.reshape(-1, 1, target.shape[-1])
         h = h.reshape(-1, h.shape[-1])
         t = sample_timesteps(x0.shape[0], len(self.schedule), generator=generator, device=x0.device)
         noise = torch.randn(x0.shape, generator=generator).to(x0.device)
-        terms = diffusion_loss(lambda x, s: self.denoise(x, s, h), x0, t, self.schedule, noise=noise)
+        terms = diffusion_loss(
+            lambda x, s: self.denoise(x, s, h), x0, t, self.schedule, noise=noise
+        )
         return terms["loss"].mean()

@@ -1,5 +1,7 @@
 """Registry entry of the DiffMotion package (imports nothing heavy)."""
 
+# ruff: noqa: E501  (the BibTeX must equal CITATION.bib line for line)
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -34,5 +36,5 @@ PAPER = Paper(
     bibtex=BIBTEX,
     status="reproduced at CPU scale on synthetic speech and gestures",
     demo=_demo,
-    summary="Autoregressive LSTM + per-frame DDPM generating upper-body gestures from speech (BVH).",
+    summary="Autoregressive LSTM + per-frame DDPM: upper-body gestures (BVH) from speech.",
 )

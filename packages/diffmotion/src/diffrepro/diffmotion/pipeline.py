@@ -16,15 +16,22 @@ from .poses import poses_to_motion
 
 
 def poses_for_speech(
-    model: DiffMotion, speech: np.ndarray, sampling: SamplingConfig, *, seed: int = 0,
-    copies: int = 1, progress: bool = False,
+    model: DiffMotion,
+    speech: np.ndarray,
+    sampling: SamplingConfig,
+    *,
+    seed: int = 0,
+    copies: int = 1,
+    progress: bool = False,
 ) -> np.ndarray:
     """Raw exponential-map poses ``(copies, frames, D)`` for raw log-mel features ``(frames, A)``;
     the copies share the speech and differ in noise (for diversity)."""
     device = model.pose_mean.device
     features = torch.as_tensor(speech, dtype=torch.float32, device=device)
     if features.ndim != 2 or features.shape[1] != model.cfg.audio_dim:
-        raise ValueError(f"speech features must be (frames, {model.cfg.audio_dim}), got {tuple(features.shape)}")
+        raise ValueError(
+            f"speech features must be (frames, {model.cfg.audio_dim}), got {tuple(features.shape)}"
+        )
     standardised = ((features - model.speech_mean) / model.speech_std)[None].repeat(copies, 1, 1)
     generator = torch.Generator().manual_seed(seed)
     poses = generate(model, standardised, sampling, generator=generator, progress=progress)
@@ -32,8 +39,14 @@ def poses_for_speech(
 
 
 def gestures_for_audio(
-    model: DiffMotion, cfg: DiffMotionConfig, audio_path: str | Path, out_path: str | Path,
-    skeleton: Skeleton, sampling: SamplingConfig, *, seed: int = 0,
+    model: DiffMotion,
+    cfg: DiffMotionConfig,
+    audio_path: str | Path,
+    out_path: str | Path,
+    skeleton: Skeleton,
+    sampling: SamplingConfig,
+    *,
+    seed: int = 0,
 ) -> Path:
     """Read a WAV, generate one gesture clip at ``cfg.fps`` and write it as BVH on ``skeleton``."""
     for name in cfg.joints:

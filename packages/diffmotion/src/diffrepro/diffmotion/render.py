@@ -12,14 +12,25 @@ COLORS = ((31, 119, 180), (214, 39, 40), (44, 160, 44), (255, 127, 14), (148, 10
 
 
 def stick_figure_gif(
-    path: Path, clips: Sequence[np.ndarray], parents: Sequence[int], titles: Sequence[str],
-    fps: float, *, head: int | None = None, size: int = 200,
+    path: Path,
+    clips: Sequence[np.ndarray],
+    parents: Sequence[int],
+    titles: Sequence[str],
+    fps: float,
+    *,
+    head: int | None = None,
+    size: int = 200,
+    view: float = 35.0,
 ) -> Path:
-    """Side-by-side front views of joint positions ``(frames, joints, 3)``, one panel per clip;
-    a circle marks joint ``head`` when given."""
+    """Side-by-side views of joint positions ``(frames, joints, 3)``, one panel per clip;
+    a circle marks joint ``head`` when given. The camera is turned ``view`` degrees about the
+    vertical axis (a three-quarter view shows forward arm movement)."""
     frames = min(c.shape[0] for c in clips)
-    every = np.concatenate([c[:frames].reshape(-1, 3) for c in clips])
-    low, high = every[:, :2].min(0), every[:, :2].max(0)
+    turn = np.deg2rad(view)
+    clips = [np.stack([c[..., 0] * np.cos(turn) + c[..., 2] * np.sin(turn), c[..., 1]], -1)
+             for c in clips]  # fmt: skip
+    every = np.concatenate([c[:frames].reshape(-1, 2) for c in clips])
+    low, high = every.min(0), every.max(0)
     scale = 0.85 * size / max(high - low)
     centre = (low + high) / 2
 
@@ -36,8 +47,11 @@ def stick_figure_gif(
             draw.text((panel * size + 4, 2), title, fill="black")
             for joint, parent in enumerate(parents):
                 if parent >= 0:
-                    draw.line([to_pixel(clip[f, parent], panel), to_pixel(clip[f, joint], panel)],
-                              fill=COLORS[panel % len(COLORS)], width=3)
+                    draw.line(
+                        [to_pixel(clip[f, parent], panel), to_pixel(clip[f, joint], panel)],
+                        fill=COLORS[panel % len(COLORS)],
+                        width=3,
+                    )
             if head is not None:
                 x, y = to_pixel(clip[f, head], panel)
                 draw.ellipse([x - 7, y - 14, x + 7, y], outline="black", width=2)
@@ -48,8 +62,10 @@ def stick_figure_gif(
 
 
 def line_plot_png(
-    path: Path, panels: Sequence[tuple[str, Sequence[tuple[str, np.ndarray]]]],
-    width: int = 900, panel_height: int = 170,
+    path: Path,
+    panels: Sequence[tuple[str, Sequence[tuple[str, np.ndarray]]]],
+    width: int = 900,
+    panel_height: int = 170,
 ) -> Path:
     """Stacked panels, each ``(title, [(label, values), ...])``, drawn as polylines."""
     margin, top = 50, 22

@@ -38,7 +38,9 @@ def espeak_available() -> bool:
     return importlib.util.find_spec("espeakng_loader") is not None
 
 
-def espeak_synthesize(text: str, voice: str = "en-us", rate: int = 160, pitch: int = 50) -> tuple[np.ndarray, int]:
+def espeak_synthesize(
+    text: str, voice: str = "en-us", rate: int = 160, pitch: int = 50
+) -> tuple[np.ndarray, int]:
     """Speech from libespeak-ng (shipped by ``espeakng-loader``) through ctypes: (audio, rate)."""
     import espeakng_loader
 
@@ -69,7 +71,9 @@ def espeak_synthesize(text: str, voice: str = "en-us", rate: int = 160, pitch: i
     return audio.astype(np.float32) / 32768.0, int(rate_hz)
 
 
-def prosody_signal(duration: float, rng: np.random.Generator, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+def prosody_signal(
+    duration: float, rng: np.random.Generator, sample_rate: int = SAMPLE_RATE
+) -> np.ndarray:
     """A speech-like stand-in of ``duration`` seconds (see the module docstring)."""
     n = int(duration * sample_rate)
     envelope = np.zeros(n)
@@ -108,6 +112,8 @@ def synthesize(index: int, rng: np.random.Generator, use_espeak: bool) -> tuple[
         return prosody_signal(rng.uniform(4.0, 7.0), rng), SAMPLE_RATE
     voice = str(rng.choice(["en-us", "en-us+f2", "en-us+m3", "en-gb", "en-us+f4"]))
     text = SENTENCES[index % len(SENTENCES)]
-    audio, rate = espeak_synthesize(text, voice, int(rng.integers(130, 190)), int(rng.integers(30, 70)))
+    audio, rate = espeak_synthesize(
+        text, voice, int(rng.integers(130, 190)), int(rng.integers(30, 70))
+    )
     gap = np.zeros(int(rng.uniform(0.2, 0.5) * rate), np.float32)
     return np.concatenate([gap, audio, gap]), rate

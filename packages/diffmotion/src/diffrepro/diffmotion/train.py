@@ -70,7 +70,8 @@ def train(
     cond, target = condition_windows(
         torch.as_tensor(pose_stats.transform(poses), dtype=torch.float32),
         torch.as_tensor(speech_stats.transform(speech), dtype=torch.float32),
-        m.seqlen, m.lookahead,
+        m.seqlen,
+        m.lookahead,
     )
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     writer = _writer(out_dir)
@@ -82,7 +83,9 @@ def train(
         steps = tqdm(steps, desc="train")
     model.train()
     for step in steps:
-        batch = torch.randint(0, cond.shape[0], (min(cfg.batch_size, cond.shape[0]),), generator=generator)
+        batch = torch.randint(
+            0, cond.shape[0], (min(cfg.batch_size, cond.shape[0]),), generator=generator
+        )
         rows = data_dropout(cond[batch], m.pose_dim, m.seqlen, cfg.data_dropout, generator)
         loss = model.loss(rows.to(device), target[batch].to(device), generator)
         optimizer.zero_grad(set_to_none=True)
@@ -115,14 +118,18 @@ def save_model(model: DiffMotion, cfg: DiffMotionConfig, path: Path) -> Path:
     return save_checkpoint(path, model, cfg)
 
 
-def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[DiffMotion, DiffMotionConfig]:
+def load_model(
+    path: str | Path, device: torch.device | str = "cpu"
+) -> tuple[DiffMotion, DiffMotionConfig]:
     """A model and its config from a checkpoint written by :func:`save_model`."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     state, raw = load_checkpoint(path)
     if not raw:
-        raise ValueError(f"{path} carries no DiffMotion config (was it written by diffmotion train?)")
+        raise ValueError(
+            f"{path} carries no DiffMotion config (was it written by diffmotion train?)"
+        )
     cfg = config_from_dict(DiffMotionConfig, raw)
     model = DiffMotion(cfg.model)
     load_state_dict(model, state, source=str(path))

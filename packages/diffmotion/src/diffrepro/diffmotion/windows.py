@@ -17,21 +17,23 @@ def condition_windows(
     """``poses (B, F, D)`` and ``speech (B, F, A)`` to ``(cond (B, T, seqlen*D + W*A), target
     (B, T, D))`` with ``T = F - seqlen - lookahead`` and ``W = seqlen + 1 + lookahead``."""
     if poses.shape[:2] != speech.shape[:2]:
-        raise ValueError(f"poses {tuple(poses.shape)} and speech {tuple(speech.shape)} differ in length")
+        raise ValueError(
+            f"poses {tuple(poses.shape)} and speech {tuple(speech.shape)} differ in length"
+        )
     rows = poses.shape[1] - seqlen - lookahead
     if rows < 1:
-        raise ValueError(f"clips of {poses.shape[1]} frames are shorter than {seqlen + lookahead + 1}")
+        raise ValueError(
+            f"clips of {poses.shape[1]} frames are shorter than {seqlen + lookahead + 1}"
+        )
     width = seqlen + 1 + lookahead
     past = poses[:, : rows + seqlen - 1].unfold(1, seqlen, 1)  # (B, T, D, seqlen)
     audio = speech[:, : rows + width - 1].unfold(1, width, 1)  # (B, T, A, W)
-    cond = torch.cat(
-        [past.transpose(2, 3).flatten(2), audio.transpose(2, 3).flatten(2)], dim=2
-    )
+    cond = torch.cat([past.transpose(2, 3).flatten(2), audio.transpose(2, 3).flatten(2)], dim=2)
     return cond, poses[:, seqlen : seqlen + rows]
 
 
 def pose_window(previous: Tensor, speech: Tensor) -> Tensor:
-    """One condition row from ``previous (B, seqlen, D)`` and ``speech (B, W, A)``: ``(B, 1, C)``."""
+    """A condition row ``(B, 1, C)`` from ``previous (B, seqlen, D)`` and ``speech (B, W, A)``."""
     return torch.cat([previous.flatten(1), speech.flatten(1)], dim=1)[:, None, :]
 
 

@@ -22,7 +22,9 @@ def discriminator_loss(
     return F.softplus(critic(fake.detach(), mask0)).mean() + F.softplus(-critic(real, mask0)).mean()
 
 
-def r1_penalty(critic: Critic, real: torch.Tensor, mask0: torch.Tensor, gamma: float) -> torch.Tensor:
+def r1_penalty(
+    critic: Critic, real: torch.Tensor, mask0: torch.Tensor, gamma: float
+) -> torch.Tensor:
     """γ/2 · E‖∇_x D(x)‖² on real images (multiply by the interval for lazy regularisation)."""
     real = real.detach().requires_grad_(True)
     (grad,) = torch.autograd.grad(critic(real, mask0).sum(), real, create_graph=True)

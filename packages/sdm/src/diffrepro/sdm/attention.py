@@ -16,7 +16,9 @@ from diffrepro.core.nn import AttentionBlock, zero_module
 
 
 class UncertaintyGuidedAttention(nn.Module):
-    def __init__(self, channels: int, num_heads: int, *, num_groups: int = 32, hidden: int = 16) -> None:
+    def __init__(
+        self, channels: int, num_heads: int, *, num_groups: int = 32, hidden: int = 16
+    ) -> None:
         super().__init__()
         self.num_heads = num_heads
         self.attention = AttentionBlock(channels, num_heads, num_groups=num_groups)

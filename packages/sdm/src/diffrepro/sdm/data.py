@@ -9,8 +9,18 @@ import torch
 from PIL import Image
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
-# photos inside the scikit-image wheel (no download); the demo holds out the last two
-TRAIN_PHOTOS = ("astronaut", "coffee", "rocket", "immunohistochemistry", "retina", "camera", "brick", "grass", "gravel")
+# photos inside the scikit-image wheel (no download); the demo evaluates on the held-out ones
+TRAIN_PHOTOS = (
+    "astronaut",
+    "coffee",
+    "rocket",
+    "immunohistochemistry",
+    "retina",
+    "camera",
+    "brick",
+    "grass",
+    "gravel",
+)
 HELD_OUT_PHOTOS = ("chelsea", "coins")
 
 
@@ -31,7 +41,9 @@ def save_image(image: torch.Tensor, path: str | Path) -> Path:
     """Write a (3, H, W) tensor in [-1, 1] as an 8-bit PNG."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    array = ((image.detach().cpu().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+    array = (
+        ((image.detach().cpu().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+    )
     Image.fromarray(array).save(path)
     return path
 
@@ -57,7 +69,9 @@ def image_folder(folder: str | Path) -> list[torch.Tensor]:
     return [load_image(p) for p in files]
 
 
-def sample_photos(names: tuple[str, ...] = TRAIN_PHOTOS, short_side: int = 96) -> list[torch.Tensor]:
+def sample_photos(
+    names: tuple[str, ...] = TRAIN_PHOTOS, short_side: int = 96
+) -> list[torch.Tensor]:
     """scikit-image's bundled photos (no download), resized to ``short_side``, in [-1, 1]."""
     from skimage import data
 
@@ -68,13 +82,22 @@ def sample_photos(names: tuple[str, ...] = TRAIN_PHOTOS, short_side: int = 96) -
             array = np.stack([array] * 3, axis=-1)
         image = Image.fromarray(array[..., :3].astype(np.uint8))
         scale = short_side / min(image.size)
-        image = image.resize((round(image.width * scale), round(image.height * scale)), Image.BICUBIC)
-        photos.append(torch.from_numpy(np.asarray(image, dtype=np.float32)).permute(2, 0, 1) / 127.5 - 1.0)
+        image = image.resize(
+            (round(image.width * scale), round(image.height * scale)), Image.BICUBIC
+        )
+        photos.append(
+            torch.from_numpy(np.asarray(image, dtype=np.float32)).permute(2, 0, 1) / 127.5 - 1.0
+        )
     return photos
 
 
 def random_crops(
-    images: list[torch.Tensor], count: int, size: int, rng: np.random.Generator, *, flip: bool = True
+    images: list[torch.Tensor],
+    count: int,
+    size: int,
+    rng: np.random.Generator,
+    *,
+    flip: bool = True,
 ) -> torch.Tensor:
     """``count`` random (3, size, size) crops from random images, optionally mirrored."""
     crops = []

@@ -52,16 +52,17 @@ def pixel_uncertainty(sigma: torch.Tensor) -> torch.Tensor:
 
 
 def pick(uncertainty: torch.Tensor, mask: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
-    """The new mask: ``mask`` plus, per sample b, the ``counts[b]`` least uncertain unknown pixels."""
+    """``mask`` plus, per sample b, its ``counts[b]`` least uncertain unknown pixels."""
     flat_u = uncertainty.flatten(1).masked_fill(mask.flatten(1).bool(), float("inf"))
     order = torch.sort(flat_u, dim=1, stable=True).indices
-    ranks = torch.empty_like(order).scatter_(1, order, torch.arange(order.shape[1]).expand_as(order))
+    positions = torch.arange(order.shape[1], device=order.device).expand_as(order)
+    ranks = torch.empty_like(order).scatter_(1, order, positions)
     picked = ranks < counts.to(ranks.device)[:, None]
     return (mask.flatten(1).bool() | picked).to(mask.dtype).view_as(mask)
 
 
 def uncertainty_map(mask0: torch.Tensor, mask: torch.Tensor, pixel_u: torch.Tensor) -> torch.Tensor:
-    """u: 0 on the original known pixels, 1 on unknown ones, ``pixel_u`` (clamped to [0, 1]) between."""
+    """u: 0 on original known pixels, 1 on unknown ones, ``pixel_u`` clamped to [0, 1] between."""
     committed = pixel_u.clamp(0.0, 1.0)
     return torch.where(mask0.bool(), 0.0, torch.where(mask.bool(), committed, 1.0))
 
@@ -110,10 +111,11 @@ def inpaint(
     model: Predictor,
     image: torch.Tensor,
     mask0: torch.Tensor,
-    cfg: DecodeConfig = DecodeConfig(),
+    cfg: DecodeConfig | None = None,
     generator: torch.Generator | None = None,
 ) -> list[Step]:
     """Run ``cfg.steps`` iterations; the last Step's image is the result (hole fully filled)."""
+    cfg = cfg or DecodeConfig()
     assert_mask(mask0, "mask0")
     x, u = initial_state(image, mask0)
     mask = mask0

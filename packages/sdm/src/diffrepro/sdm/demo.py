@@ -24,7 +24,7 @@ from diffrepro.core.report import DemoResult, Headline, markdown_table, write_me
 from diffrepro.core.repro import resolve_device, seed_everything
 from diffrepro.sdm.config import PRESETS, SDMConfig
 from diffrepro.sdm.data import HELD_OUT_PHOTOS, TRAIN_PHOTOS, random_crops, sample_photos
-from diffrepro.sdm.decoding import inpaint
+from diffrepro.sdm.decoding import Step, inpaint
 from diffrepro.sdm.evaluate import calibration, frechet_distance, hole_psnr, hole_ssim
 from diffrepro.sdm.figure import iteration_figure
 from diffrepro.sdm.ids import inception_discriminative_scores
@@ -47,20 +47,31 @@ def quick_config() -> SDMConfig:
     return dataclasses.replace(tiny, train=dataclasses.replace(tiny.train, steps=3))
 
 
+def cached_weights(cfg: SDMConfig, seed: int) -> Path:
+    """Where the demo caches the generator it trained for ``cfg`` and ``seed``."""
+    key = hashlib.sha256(
+        json.dumps([config_to_dict(cfg), seed], sort_keys=True).encode()
+    ).hexdigest()[:16]
+    return cache_dir() / f"{key}.safetensors"
+
+
 def trained_generator(
     cfg: SDMConfig, out_dir: Path, device: torch.device, seed: int, *, use_cache: bool
 ) -> tuple[SDMNetwork, list[dict[str, float]], bool]:
     """The EMA generator and its loss history, from the cache when it was trained before."""
-    key = hashlib.sha256(json.dumps([config_to_dict(cfg), seed], sort_keys=True).encode()).hexdigest()[:16]
-    weights, history_file = cache_dir() / f"{key}.safetensors", cache_dir() / f"{key}.history.json"
+    weights = cached_weights(cfg, seed)
+    history_file = weights.with_suffix(".history.json")
     if use_cache and weights.is_file() and history_file.is_file():
         generator = SDMNetwork(cfg.network)
         load_state_dict(generator, load_checkpoint(weights)[0], source=str(weights))
         return generator.to(device).eval(), json.loads(history_file.read_text()), True
     photos = sample_photos(TRAIN_PHOTOS)
     result = train(
-        cfg, lambda n, rng: random_crops(photos, n, cfg.resolution, rng, flip=cfg.train.flip),
-        out_dir / "train", device=device, seed=seed, progress=True,
+        cfg,
+        lambda n, rng: random_crops(photos, n, cfg.resolution, rng, flip=cfg.train.flip),
+        out_dir / "train",
+        device=device,
+        seed=seed,
     )
     if use_cache:
         save_checkpoint(weights, result.generator, cfg)
@@ -79,7 +90,9 @@ def evaluate(
     scores, runs = {}, {}
     for steps in sorted({1, 2, cfg.decode.steps}):
         decode = dataclasses.replace(cfg.decode, steps=steps)
-        run = inpaint(generator, image, mask0, decode, torch.Generator(image.device).manual_seed(seed))
+        run = inpaint(
+            generator, image, mask0, decode, torch.Generator(image.device).manual_seed(seed)
+        )
         result, last = run[-1].image, run[-1]
         fake_features = pooled(result)
         p_ids, u_ids = inception_discriminative_scores(real_features.cpu(), fake_features.cpu())
@@ -104,20 +117,33 @@ def demo(out_dir: Path, *, device: str = "cpu", seed: int = 0, quick: bool = Fal
     seed_everything(seed)
     cfg = quick_config() if quick else PRESETS["demo"]
     save_config(cfg, out_dir / "config.json")
-    generator, history, cached = trained_generator(cfg, out_dir, torch_device, seed, use_cache=not quick)
+    generator, history, cached = trained_generator(
+        cfg, out_dir, torch_device, seed, use_cache=not quick
+    )
 
     rng = np.random.default_rng(seed + 1)
     count = QUICK_EVAL_CROPS if quick else EVAL_CROPS
-    image = random_crops(sample_photos(HELD_OUT_PHOTOS), count, cfg.resolution, rng, flip=False).to(torch_device)
+    image = random_crops(sample_photos(HELD_OUT_PHOTOS), count, cfg.resolution, rng, flip=False).to(
+        torch_device
+    )
     mask0 = generate_masks(cfg.masks, count, rng).to(torch_device)
     scores, runs = evaluate(generator, cfg, image, mask0, seed)
     big_t = cfg.decode.steps
     figure = iteration_figure(
-        image[:FIGURE_EXAMPLES], mask0[:FIGURE_EXAMPLES], [_first(s, FIGURE_EXAMPLES) for s in runs[big_t]],
-        out_dir / "iterations.png", extra=(runs[1][-1].image[:FIGURE_EXAMPLES],),
+        image[:FIGURE_EXAMPLES],
+        mask0[:FIGURE_EXAMPLES],
+        [_first(s, FIGURE_EXAMPLES) for s in runs[big_t]],
+        out_dir / "iterations.png",
+        extra=(runs[1][-1].image[:FIGURE_EXAMPLES],),
     )
     window = max(1, len(history) // 10)
-    losses = {k: [float(np.mean([h[k] for h in history[i : i + window]])) for i in (0, len(history) - window)] for k in history[0]}
+    losses = {
+        key: [
+            float(np.mean([h[key] for h in history[i : i + window]]))
+            for i in (0, len(history) - window)
+        ]
+        for key in history[0]
+    }
     metrics = {
         "config": config_to_dict(cfg),
         "scores": scores,
@@ -139,27 +165,28 @@ def demo(out_dir: Path, *, device: str = "cpu", seed: int = 0, quick: bool = Fal
     return DemoResult(report=report, headline=headline, metrics=metrics)
 
 
-def _first(step, n):
-    return dataclasses.replace(
-        step, image=step.image[:n], mask=step.mask[:n], uncertainty=step.uncertainty[:n], mean=step.mean[:n], sigma=step.sigma[:n]
-    )
+def _first(step: Step, n: int) -> Step:
+    fields = ("image", "mask", "uncertainty", "mean", "sigma")
+    return dataclasses.replace(step, **{name: getattr(step, name)[:n] for name in fields})
 
 
 def _headline(scores: dict[str, dict[str, float]], big_t: int, count: int) -> tuple[Headline, ...]:
     one, many = scores["T=1"], scores[f"T={big_t}"]
     return (
-        Headline("FID, Places2 512², large masks", "1.68", "not measured", "no Inception weights offline"),
+        Headline(
+            "FID, Places2 512², large masks", "1.68", "not measured", "no Inception weights offline"
+        ),
         Headline(
             "P-IDS / U-IDS (%), Places2 large",
             "25.33 / 39.30",
             f"{many['p_ids_percent']:.1f} / {many['u_ids_percent']:.1f}",
-            f"random-conv features of {count} held-out 32² crops: not comparable",
+            f"random-conv features of {count} held-out crops: not comparable",
         ),
         Headline(
             f"iterations 1 → {big_t}",
             "FID 3.03 → 2.45 (1 → 3, separately trained)",
-            f"hole PSNR {one['hole_psnr_db']:.2f} → {many['hole_psnr_db']:.2f} dB; "
-            f"feature FD {one['feature_frechet_distance']:.3f} → {many['feature_frechet_distance']:.3f}",
+            f"hole PSNR {one['hole_psnr_db']:.2f} → {many['hole_psnr_db']:.2f} dB; feature FD "
+            f"{one['feature_frechet_distance']:.3f} → {many['feature_frechet_distance']:.3f}",
             "one model, test-time T",
         ),
         Headline(
@@ -173,27 +200,42 @@ def _headline(scores: dict[str, dict[str, float]], big_t: int, count: int) -> tu
 
 def _write_report(out_dir: Path, cfg: SDMConfig, metrics: dict, headline, figure: Path) -> Path:
     scores = metrics["scores"]
-    keys = ["hole_psnr_db", "hole_ssim", "calibration_spearman", "feature_frechet_distance", "p_ids_percent", "u_ids_percent"]
+    keys = [
+        "hole_psnr_db",
+        "hole_ssim",
+        "calibration_spearman",
+        "feature_frechet_distance",
+        "p_ids_percent",
+        "u_ids_percent",
+    ]
     rows = ["| T | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
-    rows += [f"| {name[2:]} | " + " | ".join(f"{s[k]:.3f}" for k in keys) + " |" for name, s in scores.items()]
+    rows += [
+        f"| {name[2:]} | " + " | ".join(f"{s[k]:.3f}" for k in keys) + " |"
+        for name, s in scores.items()
+    ]
     losses = metrics["losses_first_last_window"]
     loss_rows = ["| loss | first 10 % | last 10 % |", "|---|---|---|"]
     loss_rows += [f"| {k} | {v[0]:.3f} | {v[1]:.3f} |" for k, v in losses.items()]
-    net = cfg.network
+    net, tc, params = cfg.network, cfg.train, metrics["generator_parameters"] / 1e6
+    perceptual = (
+        "a ResNet-50 perceptual loss"
+        if tc.resnet50_weights
+        else "the random-conv substitute for the ResNet-50 perceptual loss (no weights file given)"
+    )
+    cached = "The generator was loaded from the cache. " if metrics["loaded_from_cache"] else ""
+    attention = ", ".join(f"{r}²" for r in net.attention_resolutions)
     text = f"""# SDM / PSM — CPU-scale reproduction
 
-**What was run.** A {metrics['generator_parameters'] / 1e6:.2f} M-parameter SDM generator
-({net.resolution}² images, {net.levels} levels from {net.base_channels} channels, uncertainty-guided
-attention at {', '.join(f'{r}²' for r in net.attention_resolutions)}, StyleGAN2-modulated decoder)
-trained from scratch for {cfg.train.steps} steps at batch {cfg.train.batch_size}
-({cfg.train.steps * cfg.train.batch_size / 1000:.1f} k images seen; the paper: 50,000 k) on random crops
-of scikit-image photos, with {cfg.train.unroll} unrolled iterations per batch, λ = (adv {cfg.train.adv_weight},
-perceptual {cfg.train.perceptual_weight}, NLL {cfg.train.nll_weight}) and
-{'a ResNet-50 perceptual loss' if cfg.train.resnet50_weights else 'the random-conv substitute for the ResNet-50 perceptual loss (no weights file given)'}.
-It was then evaluated on {metrics['eval_crops']} crops of photos held out of training
-({', '.join(HELD_OUT_PHOTOS)}) under large MAT-style masks (mean hole ratio
-{metrics['mean_hole_ratio']:.2f}), decoding with the {cfg.decode.schedule} schedule and α = {cfg.decode.alpha}.
-{'The generator was loaded from the cache. ' if metrics['loaded_from_cache'] else ''}Wall time {metrics['seconds']:.0f} s.
+**What was run.** A {params:.2f} M-parameter SDM generator ({net.resolution}² images,
+{net.levels} levels from {net.base_channels} channels, uncertainty-guided attention at {attention},
+StyleGAN2-modulated decoder) trained from scratch for {tc.steps} steps at batch {tc.batch_size}
+({tc.steps * tc.batch_size / 1000:.1f} k images seen; the paper: 50,000 k) on random crops of
+scikit-image photos, with {tc.unroll} unrolled iterations per batch, λ = (adv {tc.adv_weight},
+perceptual {tc.perceptual_weight}, NLL {tc.nll_weight}) and {perceptual}.
+It was then evaluated on {metrics["eval_crops"]} crops of photos held out of training
+({", ".join(HELD_OUT_PHOTOS)}) under large MAT-style masks (mean hole ratio
+{metrics["mean_hole_ratio"]:.2f}), decoding with the {cfg.decode.schedule} schedule and
+α = {cfg.decode.alpha}. {cached}Wall time {metrics["seconds"]:.0f} s.
 
 ## Paper vs ours
 
@@ -201,8 +243,8 @@ It was then evaluated on {metrics['eval_crops']} crops of photos held out of tra
 
 **Honest statement of scale.** The paper trains a 74 M-parameter model on Places2 / CelebA-HQ at
 512² for tens of millions of images on 8 GPUs and scores FID / P-IDS / U-IDS with Inception-v3
-over 36,500 / 2,993 images. Ours is a ~{metrics['generator_parameters'] / 1e6:.1f} M model trained for minutes
-on a CPU with 32² crops from a handful of photos; no number here is comparable with the paper's.
+over 36,500 / 2,993 images. Ours is a {params:.1f} M model trained for minutes on a CPU with
+{net.resolution}² crops from a handful of photos; no number here is comparable with the paper's.
 Our P-IDS / U-IDS use the implementation tested against closed-form cases, but on random-conv
 features of a few hundred crops; the feature Fréchet distance is on the same features. What
 the demo can check is the *mechanism*: the hole shrinks on the schedule, known pixels are kept
@@ -220,8 +262,8 @@ exactly, the predicted σ ranks the errors, and how 1 vs T test-time iterations 
 
 ![iterations]({figure.name})
 
-Each example has two rows. Top: masked input, x_1 … x_{cfg.decode.steps} (unknown pixels grey), the
-one-iteration result, ground truth. Bottom: the initial mask, then the uncertainty maps
+Each example has two rows. Top: masked input, x_1 … x_{cfg.decode.steps} (unknown pixels grey),
+the one-iteration result, ground truth. Bottom: the uncertainty maps u_0 = 1 − m_0,
 u_1 … u_{cfg.decode.steps} (black = known, white = unknown, grey = committed with that uncertainty).
 """
     path = out_dir / "report.md"

@@ -42,11 +42,15 @@ class Discriminator(nn.Module):
         super().__init__()
         levels = int(math.log2(cfg.resolution // 4))
         if 4 * 2**levels != cfg.resolution:
-            raise ValueError(f"the discriminator needs a power-of-two resolution ≥ 4, got {cfg.resolution}")
+            raise ValueError(
+                f"the discriminator needs a power-of-two resolution ≥ 4, got {cfg.resolution}"
+            )
         widths = [min(cfg.base_channels * 2**i, cfg.max_channels) for i in range(levels + 1)]
         self.stddev_group = cfg.stddev_group
         self.from_rgb = nn.Conv2d(4, widths[0], 1)
-        self.blocks = nn.Sequential(*[ResidualDown(widths[i], widths[i + 1]) for i in range(levels)])
+        self.blocks = nn.Sequential(
+            *[ResidualDown(widths[i], widths[i + 1]) for i in range(levels)]
+        )
         self.conv = nn.Conv2d(widths[-1] + 1, widths[-1], 3, padding=1)
         self.fc = nn.Linear(widths[-1] * 16, widths[-1])
         self.out = nn.Linear(widths[-1], 1)

@@ -1,4 +1,4 @@
-"""Scores for inpainted images: PSNR / SSIM inside the hole, uncertainty calibration, feature distances.
+"""Scores of inpainted images: hole PSNR / SSIM, uncertainty calibration, feature distances.
 
 Images are (B, 3, H, W) in [-1, 1]; masks (B, 1, H, W) with 1 = known. The calibration is the
 Spearman rank correlation, over all hole pixels, between the predicted per-pixel uncertainty and
@@ -16,7 +16,9 @@ from skimage.metrics import structural_similarity
 def hole_psnr(fake: torch.Tensor, real: torch.Tensor, mask0: torch.Tensor) -> float:
     """Mean over images of the PSNR (dB, data range 1) of the hole pixels."""
     hole = (1 - mask0).expand_as(real)
-    mse = (((fake - real) / 2).square() * hole).flatten(1).sum(1) / hole.flatten(1).sum(1).clamp(min=1)
+    mse = (((fake - real) / 2).square() * hole).flatten(1).sum(1) / hole.flatten(1).sum(1).clamp(
+        min=1
+    )
     return float((10 * torch.log10(1.0 / mse.clamp(min=1e-10))).mean())
 
 
@@ -39,7 +41,9 @@ def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((ra * rb).sum() / (ra.norm() * rb.norm()).clamp(min=1e-12))
 
 
-def calibration(mean: torch.Tensor, sigma: torch.Tensor, real: torch.Tensor, mask0: torch.Tensor) -> float:
+def calibration(
+    mean: torch.Tensor, sigma: torch.Tensor, real: torch.Tensor, mask0: torch.Tensor
+) -> float:
     """Spearman correlation of predicted uncertainty and |mean - real| over the hole pixels."""
     hole = mask0[:, 0] == 0
     uncertainty = sigma.mean(1)[hole]

@@ -2,8 +2,8 @@
 
 For each example, two rows of tiles. Top: the masked input, x_1 … x_T (still-unknown pixels
 grey), any extra results (e.g. the one-iteration output) and the ground truth. Bottom: the
-initial mask, then u_1 … u_T (black = known, white = unknown, grey levels = predicted
-uncertainty of committed pixels).
+uncertainty maps u_0 = 1 - m_0, u_1 … u_T (black = known, white = unknown, grey levels = the
+predicted uncertainty of committed pixels).
 """
 
 from __future__ import annotations
@@ -21,7 +21,13 @@ def _tile(image: torch.Tensor, scale: int) -> np.ndarray:
     """(C, H, W) in [-1, 1] (C = 3) or [0, 1] (C = 1) → an upscaled uint8 (H·s, W·s, 3) array."""
     if image.shape[0] == 1:
         image = image.expand(3, -1, -1) * 2 - 1
-    array = ((image.detach().cpu().float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+    array = (
+        ((image.detach().cpu().float().clamp(-1, 1) + 1) * 127.5)
+        .round()
+        .byte()
+        .permute(1, 2, 0)
+        .numpy()
+    )
     return array.repeat(scale, axis=0).repeat(scale, axis=1)
 
 
@@ -39,7 +45,7 @@ def iteration_figure(
     rows = []
     for b in range(len(image)):
         top = [image[b] * mask0[b], *(s.image[b] for s in steps), *(e[b] for e in extra), image[b]]
-        bottom = [mask0[b], *(s.uncertainty[b] for s in steps)]
+        bottom = [1 - mask0[b], *(s.uncertainty[b] for s in steps)]
         blank = np.full_like(_tile(image[b], scale), 255)
         top_tiles = [_tile(t, scale) for t in top]
         bottom_tiles = [_tile(t, scale) for t in bottom] + [blank] * (len(top) - len(bottom))

@@ -46,7 +46,9 @@ def inception_discriminative_scores(
 ) -> tuple[float, float]:
     """(P-IDS, U-IDS) of paired feature sets of shape (N, d); pairs are matched by row."""
     if real.shape != fake.shape or real.ndim != 2:
-        raise ValueError(f"need paired (N, d) feature sets, got {tuple(real.shape)} and {tuple(fake.shape)}")
+        raise ValueError(
+            f"need paired (N, d) feature sets, got {tuple(real.shape)} and {tuple(fake.shape)}"
+        )
     features = torch.cat([real, fake])
     labels = torch.cat([torch.ones(len(real)), torch.zeros(len(fake))])
     weights = fit_linear_svm(features, labels, c)

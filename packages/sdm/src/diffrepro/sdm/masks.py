@@ -100,7 +100,10 @@ def _brush_strokes(size: int, max_count: int, rng) -> np.ndarray:
     for _ in range(int(rng.integers(max_count)) if max_count > 0 else 0):
         vertices = int(rng.integers(4, 18))
         width = max(1, int(rng.uniform(12, 48) * scale))
-        low, high = mean_angle - rng.uniform(0, angle_range), mean_angle + rng.uniform(0, angle_range)
+        low, high = (
+            mean_angle - rng.uniform(0, angle_range),
+            mean_angle + rng.uniform(0, angle_range),
+        )
         points = [(float(rng.integers(size)), float(rng.integers(size)))]
         for i in range(vertices):
             angle = rng.uniform(low, high)

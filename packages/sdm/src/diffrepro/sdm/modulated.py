@@ -18,7 +18,13 @@ from torch import nn
 
 class ModulatedConv2d(nn.Module):
     def __init__(
-        self, in_channels: int, out_channels: int, kernel_size: int, style_dim: int, *, demodulate: bool = True
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        style_dim: int,
+        *,
+        demodulate: bool = True,
     ) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))

@@ -53,7 +53,9 @@ class SDMNetwork(nn.Module):
         widths = [min(cfg.base_channels * 2**i, cfg.max_channels) for i in range(cfg.levels)]
         resolutions = [cfg.resolution // 2**i for i in range(cfg.levels)]
         emb = 4 * cfg.base_channels
-        self.time_embed = nn.Sequential(nn.Linear(cfg.base_channels, emb), nn.SiLU(), nn.Linear(emb, emb))
+        self.time_embed = nn.Sequential(
+            nn.Linear(cfg.base_channels, emb), nn.SiLU(), nn.Linear(emb, emb)
+        )
         self.conv_in = nn.Conv2d(IN_CHANNELS, widths[0], 3, padding=1)
 
         def uga(width: int, res: int) -> nn.Module | None:
@@ -66,7 +68,9 @@ class SDMNetwork(nn.Module):
         self.downs = nn.ModuleList()
         previous = widths[0]
         for i, (width, res) in enumerate(zip(widths, resolutions)):
-            self.enc_blocks.append(ResBlock(previous, emb, out_channels=width, num_groups=cfg.num_groups))
+            self.enc_blocks.append(
+                ResBlock(previous, emb, out_channels=width, num_groups=cfg.num_groups)
+            )
             self.enc_attn.append(uga(width, res) or nn.Identity())
             if i < cfg.levels - 1:
                 self.downs.append(Downsample(width, True))
@@ -75,25 +79,39 @@ class SDMNetwork(nn.Module):
         self.mid_in = ResBlock(bottom, emb, num_groups=cfg.num_groups)
         self.mid_attn = UncertaintyGuidedAttention(bottom, cfg.num_heads, num_groups=cfg.num_groups)
         self.mid_out = ResBlock(bottom, emb, num_groups=cfg.num_groups)
-        self.style = nn.Sequential(nn.Linear(bottom, cfg.style_dim), nn.SiLU(), nn.Linear(cfg.style_dim, cfg.style_dim))
+        self.style = nn.Sequential(
+            nn.Linear(bottom, cfg.style_dim), nn.SiLU(), nn.Linear(cfg.style_dim, cfg.style_dim)
+        )
 
         self.dec_convs = nn.ModuleList()
         self.dec_attn = nn.ModuleList()
         for i in reversed(range(cfg.levels)):
             out = widths[i - 1] if i > 0 else widths[0]
             self.dec_convs.append(
-                nn.ModuleList([StyledConv(widths[i], widths[i], cfg.style_dim), StyledConv(widths[i], out, cfg.style_dim)])
+                nn.ModuleList(
+                    [
+                        StyledConv(widths[i], widths[i], cfg.style_dim),
+                        StyledConv(widths[i], out, cfg.style_dim),
+                    ]
+                )
             )
             self.dec_attn.append(uga(widths[i], resolutions[i]) or nn.Identity())
         self.to_out = ModulatedConv2d(widths[0], 6, 1, cfg.style_dim, demodulate=False)
 
     def forward(
-        self, x: torch.Tensor, mask0: torch.Tensor, mask: torch.Tensor, uncertainty: torch.Tensor, tau: torch.Tensor
+        self,
+        x: torch.Tensor,
+        mask0: torch.Tensor,
+        mask: torch.Tensor,
+        uncertainty: torch.Tensor,
+        tau: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(mean, sigma), each (B, 3, H, W); ``tau`` (B,) is the schedule position in [0, 1)."""
         b, _, height, width = x.shape
         if (height, width) != (self.cfg.resolution, self.cfg.resolution):
-            raise ValueError(f"the network takes {self.cfg.resolution}² images, got {height}×{width}")
+            raise ValueError(
+                f"the network takes {self.cfg.resolution}² images, got {height}×{width}"
+            )
         tau_map = tau.to(x.dtype)[:, None, None, None].expand(b, 1, height, width)
         emb = self.time_embed(timestep_embedding(tau * 1000, self.cfg.base_channels).to(x.dtype))
         h = self.conv_in(torch.cat([x, mask0, mask, uncertainty, tau_map], dim=1))

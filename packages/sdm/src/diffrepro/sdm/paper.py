@@ -24,7 +24,9 @@ BIBTEX = """\
 """
 
 
-def run_demo(out_dir: Path, *, device: str = "cpu", seed: int = 0, quick: bool = False) -> DemoResult:
+def run_demo(
+    out_dir: Path, *, device: str = "cpu", seed: int = 0, quick: bool = False
+) -> DemoResult:
     from diffrepro.sdm.demo import demo
 
     return demo(out_dir, device=device, seed=seed, quick=quick)

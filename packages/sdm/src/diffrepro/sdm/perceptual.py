@@ -36,7 +36,9 @@ class Bottleneck(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.downsample = None
         if stride != 1 or in_channels != out:
-            self.downsample = nn.Sequential(nn.Conv2d(in_channels, out, 1, stride=stride, bias=False), nn.BatchNorm2d(out))
+            self.downsample = nn.Sequential(
+                nn.Conv2d(in_channels, out, 1, stride=stride, bias=False), nn.BatchNorm2d(out)
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.relu(self.bn1(self.conv1(x)))
@@ -55,7 +57,9 @@ class ResNet50(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
         channels = 64
-        for index, (width, blocks, stride) in enumerate([(64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)]):
+        for index, (width, blocks, stride) in enumerate(
+            [(64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)]
+        ):
             layers = [Bottleneck(channels, width, stride)]
             channels = width * Bottleneck.expansion
             layers += [Bottleneck(channels, width) for _ in range(blocks - 1)]
@@ -85,7 +89,10 @@ class RandomFeatures(nn.Module):
         for width in widths:
             conv = nn.Conv2d(previous, width, 3, stride=2, padding=1)
             with torch.no_grad():
-                conv.weight.copy_(torch.randn(conv.weight.shape, generator=generator) * (2 / (previous * 9)) ** 0.5)
+                conv.weight.copy_(
+                    torch.randn(conv.weight.shape, generator=generator)
+                    * (2 / (previous * 9)) ** 0.5
+                )
                 conv.bias.zero_()
             convs.append(conv)
             previous = width
@@ -106,7 +113,9 @@ class PerceptualLoss(nn.Module):
         super().__init__()
         if resnet50_weights:
             self.extractor: nn.Module = ResNet50()
-            load_state_dict(self.extractor, read_state_dict(resnet50_weights), source=str(resnet50_weights))
+            load_state_dict(
+                self.extractor, read_state_dict(resnet50_weights), source=str(resnet50_weights)
+            )
         else:
             self.extractor = RandomFeatures()
         self.extractor.eval().requires_grad_(False)

@@ -20,7 +20,7 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from diffrepro.core.checkpoints import save_checkpoint
+from diffrepro.core.checkpoints import load_state_dict, save_checkpoint
 from diffrepro.core.config import save_config
 from diffrepro.core.nn import EMA
 from diffrepro.sdm.adversarial import discriminator_loss, generator_loss, r1_penalty
@@ -50,8 +50,13 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
-def build_models(cfg: SDMConfig, device: torch.device) -> Models:
-    generator = SDMNetwork(cfg.network).to(device)
+def build_models(
+    cfg: SDMConfig, device: torch.device, init_generator: dict[str, torch.Tensor] | None = None
+) -> Models:
+    generator = SDMNetwork(cfg.network)
+    if init_generator is not None:
+        load_state_dict(generator, init_generator, source="the initial generator checkpoint")
+    generator = generator.to(device)
     discriminator = Discriminator(cfg.discriminator).to(device)
     perceptual = PerceptualLoss(cfg.train.resnet50_weights or None).to(device)
     return Models(generator, discriminator, perceptual, EMA(generator, cfg.train.ema_decay))
@@ -59,15 +64,21 @@ def build_models(cfg: SDMConfig, device: torch.device) -> Models:
 
 def unroll_positions(cfg: SDMConfig, rng: np.random.Generator) -> list[int]:
     """Schedule steps t (of T = unroll_iterations) at which each unrolled iteration starts."""
-    later = rng.choice(np.arange(1, cfg.train.unroll_iterations), size=cfg.train.unroll - 1, replace=False)
+    later = rng.choice(
+        np.arange(1, cfg.train.unroll_iterations), size=cfg.train.unroll - 1, replace=False
+    )
     return [0, *sorted(int(t) for t in later)]
 
 
 def generator_losses(
-    models: Models, cfg: SDMConfig, image: torch.Tensor, mask0: torch.Tensor, rng: np.random.Generator
+    models: Models,
+    cfg: SDMConfig,
+    image: torch.Tensor,
+    mask0: torch.Tensor,
+    rng: np.random.Generator,
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """Summed loss terms over the unrolled iterations, and the last composite."""
-    tc, total_iters = cfg.train, cfg.train.unroll_iterations
+    total_iters = cfg.train.unroll_iterations
     x, u = initial_state(image, mask0)
     mask = mask0
     n_unknown = (1 - mask0).flatten(1).sum(1).long().tolist()
@@ -82,10 +93,13 @@ def generator_losses(
         terms["nll"] = terms["nll"] + variance_nll(image, mean, sigma)
         if j + 1 < len(positions):
             with torch.no_grad():
-                left = [still_unknown(n, cfg.decode.schedule, positions[j + 1], total_iters) for n in n_unknown]
+                schedule, target = cfg.decode.schedule, positions[j + 1]
+                left = [still_unknown(n, schedule, target, total_iters) for n in n_unknown]
                 unknown_now = (1 - mask).flatten(1).sum(1).long().cpu()
                 counts = unknown_now - torch.tensor(left)
-                step = advance(image, mask0, (x, mask), (mean, sigma), counts, alpha=cfg.decode.alpha)
+                step = advance(
+                    image, mask0, (x, mask), (mean, sigma), counts, alpha=cfg.decode.alpha
+                )
                 x, mask, u = step.image, step.mask, step.uncertainty
     return terms, fake
 
@@ -95,16 +109,19 @@ def train(
     batches: BatchSource,
     out_dir: Path,
     *,
-    device: torch.device = torch.device("cpu"),
+    device: torch.device | str = "cpu",
     seed: int = 0,
     progress: bool = True,
+    init_generator: dict[str, torch.Tensor] | None = None,
 ) -> TrainResult:
-    """Train from scratch; writes config.json, TensorBoard logs and safetensors checkpoints."""
+    """Train (from scratch, or from ``init_generator`` weights); writes config.json, TensorBoard
+    logs and ``generator_ema.safetensors`` (EMA weights with the config) every checkpoint_every."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     out_dir = Path(out_dir)
     save_config(cfg, out_dir / "config.json")
-    models = build_models(cfg, device)
+    device = torch.device(device)
+    models = build_models(cfg, device, init_generator)
     tc = cfg.train
     betas = (float(tc.betas[0]), float(tc.betas[1]))
     opt_g = torch.optim.Adam(models.generator.parameters(), lr=tc.lr, betas=betas, eps=1e-8)
@@ -112,7 +129,9 @@ def train(
     weights = {"adv": tc.adv_weight, "pcp": tc.perceptual_weight, "nll": tc.nll_weight}
     history: list[dict[str, float]] = []
     with SummaryWriter(str(out_dir / "tensorboard")) as writer:
-        for step in tqdm(range(1, tc.steps + 1), desc="sdm train", disable=not progress, mininterval=2):
+        for step in tqdm(
+            range(1, tc.steps + 1), desc="sdm train", disable=not progress, mininterval=2
+        ):
             image = batches(tc.batch_size, rng).to(device)
             mask0 = generate_masks(cfg.masks, tc.batch_size, rng).to(device)
             assert_mask(mask0, "training mask")
@@ -125,12 +144,15 @@ def train(
 
             loss_d = discriminator_loss(models.discriminator, image, fake, mask0)
             if step % tc.r1_interval == 0:
-                loss_d = loss_d + tc.r1_interval * r1_penalty(models.discriminator, image, mask0, tc.r1_gamma)
+                loss_d = loss_d + tc.r1_interval * r1_penalty(
+                    models.discriminator, image, mask0, tc.r1_gamma
+                )
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             opt_d.step()
 
-            record = {k: float(v.detach()) for k, v in terms.items()} | {"g": float(loss_g.detach()), "d": float(loss_d.detach())}
+            record = {k: float(v.detach()) for k, v in terms.items()}
+            record |= {"g": float(loss_g.detach()), "d": float(loss_d.detach())}
             history.append(record)
             if step % tc.log_every == 0 or step == tc.steps:
                 for key, value in record.items():

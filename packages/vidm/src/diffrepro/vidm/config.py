@@ -6,7 +6,6 @@ Override any field from the command line with ``--set section.field=value``, e.g
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 
 from diffrepro.core.config import select_preset
@@ -38,6 +37,7 @@ class DataConfig:
             frames=self.frames,
             num_clips=self.num_clips,
             sprite_size=(max(2, size // 6), max(3, size // 4)),
+            max_speed=max(1, size // 16),
             seed=self.seed,
         )
 
@@ -75,7 +75,13 @@ class VIDMConfig:
     flow: FlowConfig = field(default_factory=FlowConfig)
     train: TrainConfig = field(
         default_factory=lambda: TrainConfig(
-            steps=800_000, batch_size=12, lr=2e-5, weight_decay=0.01, ema_decay=0.999, log_every=100, checkpoint_every=1000
+            steps=800_000,
+            batch_size=12,
+            lr=2e-5,
+            weight_decay=0.01,
+            ema_decay=0.999,
+            log_every=100,
+            checkpoint_every=1000,
         )
     )
     generation: GenerationConfig = field(default_factory=GenerationConfig)
@@ -84,15 +90,20 @@ class VIDMConfig:
         size = self.data.image_size
         for name, net in (("content", self.content.unet), ("motion", self.motion.unet)):
             if net.image_size != size:
-                raise ValueError(f"{name}.unet.image_size={net.image_size} differs from data.image_size={size}")
+                raise ValueError(
+                    f"{name}.unet.image_size={net.image_size} differs from data.image_size={size}"
+                )
         if self.data.frames > self.motion.num_frames:
             raise ValueError(
-                f"data.frames={self.data.frames} exceeds motion.num_frames={self.motion.num_frames}, "
+                f"data.frames={self.data.frames} exceeds "
+                f"motion.num_frames={self.motion.num_frames}, "
                 "the frame count the frame coordinate is normalised by"
             )
 
 
-def _small_unet(size: int, channels: int, mult: tuple[int, ...], attention: tuple[int, ...], groups: int) -> UNetConfig:
+def _small_unet(
+    size: int, channels: int, mult: tuple[int, ...], attention: tuple[int, ...], groups: int
+) -> UNetConfig:
     return UNetConfig(
         image_size=size,
         model_channels=channels,
@@ -118,13 +129,15 @@ def _preset(size: int, frames: int, unet: UNetConfig, **sections) -> VIDMConfig:
 PRESETS: dict[str, VIDMConfig] = {
     # The released CLEVRER setting: 128 px, 128-frame clips, 1000 steps, 100-step generation.
     "paper": VIDMConfig(data=DataConfig(root="data/CLEVRER/train")),
-    # The CPU-scale reproduction: 32 px, 8-frame sprite clips, a few hundred steps per generator.
+    # The CPU-scale reproduction: 16 px, 8-frame sprite clips, a few hundred steps per generator.
     "demo": _preset(
-        32,
+        16,
         8,
-        _small_unet(32, 32, (1, 2, 2), (8,), 8),
+        _small_unet(16, 16, (1, 2), (8,), 8),
         diffusion=DiffusionConfig(respacing="10"),
-        train=TrainConfig(steps=400, batch_size=16, lr=2e-3, ema_decay=0.99, log_every=20, checkpoint_every=200),
+        train=TrainConfig(
+            steps=600, batch_size=16, lr=2e-3, ema_decay=0.99, log_every=20, checkpoint_every=300
+        ),
         generation=GenerationConfig(frames=8, num_videos=8),
     ),
     # Seconds on a CPU: tests and smoke runs.
@@ -134,7 +147,9 @@ PRESETS: dict[str, VIDMConfig] = {
         _small_unet(8, 8, (1, 2), (4,), 4),
         num_clips=8,
         diffusion=DiffusionConfig(respacing="3"),
-        train=TrainConfig(steps=3, batch_size=4, lr=1e-3, ema_decay=0.9, log_every=1, checkpoint_every=2),
+        train=TrainConfig(
+            steps=3, batch_size=4, lr=1e-3, ema_decay=0.9, log_every=1, checkpoint_every=2
+        ),
         generation=GenerationConfig(frames=4, num_videos=2),
     ),
 }
@@ -143,7 +158,3 @@ PRESETS: dict[str, VIDMConfig] = {
 def preset(name: str) -> VIDMConfig:
     return select_preset(PRESETS, name)
 
-
-def with_frames(cfg: VIDMConfig, frames: int) -> VIDMConfig:
-    """``cfg`` generating ``frames`` frames."""
-    return dataclasses.replace(cfg, generation=dataclasses.replace(cfg.generation, frames=frames))

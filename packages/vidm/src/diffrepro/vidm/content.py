@@ -43,11 +43,16 @@ class ContentUNet(nn.Module):
         self.config = config
         self.unet = UNetModel(dataclasses.replace(config.unet, cond_channels=channels))
         size = config.unet.image_size
-        self.constant = nn.Parameter(torch.randn(channels, size, size)) if config.constant_input else None
+        self.constant = (
+            nn.Parameter(torch.randn(channels, size, size)) if config.constant_input else None
+        )
 
     def forward(self, x: Tensor, t: Tensor) -> Tensor:
         if self.constant is None:
             return self.unet(x, t)
         if x.shape[-2:] != self.constant.shape[-2:]:
-            raise ValueError(f"content UNet was built for {tuple(self.constant.shape[-2:])} images, got {tuple(x.shape[-2:])}")
+            raise ValueError(
+                f"content UNet was built for {tuple(self.constant.shape[-2:])} images, "
+                f"got {tuple(x.shape[-2:])}"
+            )
         return self.unet(x, t, cond=self.constant.expand(x.shape[0], -1, -1, -1))

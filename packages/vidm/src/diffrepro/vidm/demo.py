@@ -25,8 +25,8 @@ import torch
 from torch import Tensor
 
 from diffrepro.core.config import config_to_dict
-from diffrepro.core.repro import resolve_device, seed_everything
 from diffrepro.core.report import DemoResult, Headline, markdown_table, write_metrics
+from diffrepro.core.repro import resolve_device, seed_everything
 from diffrepro.vidm.config import VIDMConfig, preset
 from diffrepro.vidm.evaluate import per_frame_mse, temporal_change
 from diffrepro.vidm.generate import generate_first_frames, generate_videos
@@ -41,17 +41,23 @@ def demo_config(quick: bool) -> VIDMConfig:
     if not quick:
         return preset("demo")
     cfg = preset("tiny")
-    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, steps=2, checkpoint_every=2))
+    return dataclasses.replace(
+        cfg, train=dataclasses.replace(cfg.train, steps=2, checkpoint_every=2)
+    )
 
 
 def cache_dir(cfg: VIDMConfig, seed: int) -> Path:
     """Where the demo's trained weights live, keyed by the config and seed."""
     root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "diffrepro" / "vidm"
-    key = hashlib.sha256(json.dumps([config_to_dict(cfg), seed], sort_keys=True).encode()).hexdigest()[:12]
+    key = hashlib.sha256(
+        json.dumps([config_to_dict(cfg), seed], sort_keys=True).encode()
+    ).hexdigest()[:12]
     return root / f"demo-{key}"
 
 
-def run_demo(out_dir: Path, *, device: str = "cpu", seed: int = 0, quick: bool = False) -> DemoResult:
+def run_demo(
+    out_dir: Path, *, device: str = "cpu", seed: int = 0, quick: bool = False
+) -> DemoResult:
     start = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -62,23 +68,35 @@ def run_demo(out_dir: Path, *, device: str = "cpu", seed: int = 0, quick: bool =
     work = out_dir / "train" if quick else cache_dir(cfg, seed)
     train_clips = SyntheticSprites(cfg.data.synthetic())
     cached = [train_clips[i] for i in range(len(train_clips))]
-    no_frame = dataclasses.replace(cfg, motion=dataclasses.replace(cfg.motion, use_frame_coordinate=False))
+    no_frame = dataclasses.replace(
+        cfg, motion=dataclasses.replace(cfg.motion, use_frame_coordinate=False)
+    )
     content, _ = train_stage(cfg, "content", work, device=torch_device, dataset=cached)
     motion, _ = train_stage(cfg, "motion", work, device=torch_device, dataset=cached)
-    motion_no_frame, _ = train_stage(no_frame, "motion", work / "no_frame", device=torch_device, dataset=cached)
+    motion_no_frame, _ = train_stage(
+        no_frame, "motion", work / "no_frame", device=torch_device, dataset=cached
+    )
     trained_s = time.perf_counter() - start
 
     count, frames = cfg.generation.num_videos, cfg.generation.frames
-    test = SyntheticSprites(dataclasses.replace(cfg.data.synthetic(), seed=cfg.data.seed + 1, num_clips=count, frames=frames))
+    test = SyntheticSprites(
+        dataclasses.replace(
+            cfg.data.synthetic(), seed=cfg.data.seed + 1, num_clips=count, frames=frames
+        )
+    )
     truth = torch.stack([clip["frames"] for clip in test]).to(torch_device)
     seeds = [seed * 10_000 + k for k in range(count)]
     flow = generation_flow_source(cfg)
     videos = {
         "posgn": generate_videos(motion, truth[:, 0], frames, seeds, cfg.diffusion, flow),
-        "posgn_without_frame": generate_videos(motion_no_frame, truth[:, 0], frames, seeds, cfg.diffusion, flow),
+        "posgn_without_frame": generate_videos(
+            motion_no_frame, truth[:, 0], frames, seeds, cfg.diffusion, flow
+        ),
         "repeat_first_frame": truth[:, :1].expand(-1, frames, -1, -1, -1),
     }
-    first = generate_first_frames(content, seeds, cfg.diffusion, truncation=cfg.generation.truncation)
+    first = generate_first_frames(
+        content, seeds, cfg.diffusion, truncation=cfg.generation.truncation
+    )
     scratch = generate_videos(motion, first, frames, seeds, cfg.diffusion, flow)
 
     metrics = _metrics(videos, truth)
@@ -95,9 +113,16 @@ def run_demo(out_dir: Path, *, device: str = "cpu", seed: int = 0, quick: bool =
     )
     write_metrics(out_dir, metrics)
     scale = 1 if quick else 4
-    save_gif(torch.cat([truth, videos["posgn"], videos["posgn_without_frame"]], dim=-2)[:4], out_dir / "videos.gif", fps=cfg.generation.fps, scale=scale)
+    save_gif(
+        torch.cat([truth, videos["posgn"], videos["posgn_without_frame"]], dim=-2)[:4],
+        out_dir / "videos.gif",
+        fps=cfg.generation.fps,
+        scale=scale,
+    )
     save_gif(scratch, out_dir / "samples.gif", fps=cfg.generation.fps, scale=scale)
-    grid = torch.stack([truth[:3], videos["posgn"][:3], videos["posgn_without_frame"][:3]], dim=1).flatten(0, 1)
+    grid = torch.stack(
+        [truth[:3], videos["posgn"][:3], videos["posgn_without_frame"][:3]], dim=1
+    ).flatten(0, 1)
     save_frame_grid(grid, out_dir / "frames.png", scale=scale)
     save_frame_grid(scratch, out_dir / "samples.png", scale=scale)
     _log_tensorboard(out_dir / "tb", metrics)
@@ -133,9 +158,24 @@ def _log_tensorboard(folder: Path, metrics: dict) -> None:
 def _headline(metrics: dict) -> tuple[Headline, ...]:
     pos, off, copy = metrics["posgn"], metrics["posgn_without_frame"], metrics["repeat_first_frame"]
     return (
-        Headline("FVD / KVD / IS (UCF-101, TaiChi, Sky, CLEVRER)", "not verified", "not measured", "no I3D/C3D features offline; CPU scale"),
-        Headline("per-frame MSE vs ground truth, PosGN (full)", PAPER_NOTE, f"{pos['mse']:.4f}", f"repeat-first-frame: {copy['mse']:.4f}"),
-        Headline("per-frame MSE, PosGN without frame coordinate", "ablation in paper (not verified)", f"{off['mse']:.4f}", "the paper's PosGN ablation"),
+        Headline(
+            "FVD / KVD / IS (UCF-101, TaiChi, Sky, CLEVRER)",
+            "not verified",
+            "not measured",
+            "no I3D/C3D features offline; CPU scale",
+        ),
+        Headline(
+            "per-frame MSE vs ground truth, PosGN (full)",
+            PAPER_NOTE,
+            f"{pos['mse']:.4f}",
+            f"repeat-first-frame: {copy['mse']:.4f}",
+        ),
+        Headline(
+            "per-frame MSE, PosGN without frame coordinate",
+            "ablation in paper (not verified)",
+            f"{off['mse']:.4f}",
+            "the paper's PosGN ablation",
+        ),
         Headline(
             "temporal gap |change - true change|, full / without n",
             PAPER_NOTE,
@@ -145,11 +185,18 @@ def _headline(metrics: dict) -> tuple[Headline, ...]:
     )
 
 
-def _write_report(out_dir: Path, cfg: VIDMConfig, metrics: dict, headline: tuple[Headline, ...], quick: bool) -> Path:
+def _write_report(
+    out_dir: Path, cfg: VIDMConfig, metrics: dict, headline: tuple[Headline, ...], quick: bool
+) -> Path:
     scale = metrics["scale"]
-    rows = ["| frame n | " + " | ".join(str(n) for n in range(1, scale["frames"])) + " |", "|---" * scale["frames"] + "|"]
+    rows = [
+        "| frame n | " + " | ".join(str(n) for n in range(1, scale["frames"])) + " |",
+        "|---" * scale["frames"] + "|",
+    ]
     for name in ("posgn", "posgn_without_frame", "repeat_first_frame"):
-        rows.append(f"| {name} | " + " | ".join(f"{v:.4f}" for v in metrics[name]["mse_per_frame"]) + " |")
+        rows.append(
+            f"| {name} | " + " | ".join(f"{v:.4f}" for v in metrics[name]["mse_per_frame"]) + " |"
+        )
     lines = [
         "# VIDM: CPU-scale reproduction" + (" (quick smoke run)" if quick else ""),
         "",
@@ -160,7 +207,7 @@ def _write_report(out_dir: Path, cfg: VIDMConfig, metrics: dict, headline: tuple
         f"A content generator and two motion generators (PosGN with and without the frame coordinate) were trained "
         f"for {scale['train_steps_per_generator']} steps each on {scale['train_clips']} clips "
         "(1000-step linear schedule, eps prediction, learned-range variance, P2-weighted MSE + L_vb). "
-        f"Generation: ancestral sampling respaced to \"{scale['sampling_steps']}\" steps, frame by frame, "
+        f'Generation: ancestral sampling respaced to "{scale["sampling_steps"]}" steps, frame by frame, '
         "with block-matching flow estimated on the generated frames. "
         f"{scale['test_videos']} held-out clips; time: {metrics['seconds']['total']:.0f} s.",
         "",
@@ -195,5 +242,7 @@ def _write_report(out_dir: Path, cfg: VIDMConfig, metrics: dict, headline: tuple
 def _params(cfg: VIDMConfig) -> str:
     from diffrepro.vidm.training import build_network
 
-    total = sum(p.numel() for stage in ("content", "motion") for p in build_network(cfg, stage).parameters())
+    total = sum(
+        p.numel() for stage in ("content", "motion") for p in build_network(cfg, stage).parameters()
+    )
     return f"{total / 1e6:.2f} M"

@@ -47,14 +47,25 @@ def sampling_schedule(cfg: DiffusionConfig) -> Schedule:
 
 
 def training_loss(
-    model: Model, x0: Tensor, schedule: Schedule, cfg: DiffusionConfig, generator: torch.Generator | None = None
+    model: Model,
+    x0: Tensor,
+    schedule: Schedule,
+    cfg: DiffusionConfig,
+    generator: torch.Generator | None = None,
 ) -> dict[str, Tensor]:
     """Batch means of the loss terms ("loss", "mse", "vb") at uniformly drawn steps."""
     t = sample_timesteps(x0.shape[0], len(schedule), generator=generator, device=x0.device)
     noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device)
     weights = p2_weights(schedule, cfg.p2_gamma, cfg.p2_k)
     terms = diffusion_loss(
-        model, x0, t, schedule, noise=noise, variance="learned_range", weights=weights, vb_scale=cfg.vb_scale
+        model,
+        x0,
+        t,
+        schedule,
+        noise=noise,
+        variance="learned_range",
+        weights=weights,
+        vb_scale=cfg.vb_scale,
     )
     return {name: value.mean() for name, value in terms.items()}
 
@@ -78,7 +89,13 @@ def _per_sample_uniform(shape: Sequence[int], generators: Generators) -> Tensor:
     return torch.stack([torch.rand(tuple(shape[1:]), generator=g) for g in generators])
 
 
-def sample(model: Model, x_t: Tensor, schedule: Schedule, cfg: DiffusionConfig, generators: Generators = None) -> Tensor:
+def sample(
+    model: Model,
+    x_t: Tensor,
+    schedule: Schedule,
+    cfg: DiffusionConfig,
+    generators: Generators = None,
+) -> Tensor:
     """Ancestral sampling with the learned-range variance from ``x_t`` down to x_0."""
     return sample_ddpm(
         model,

@@ -20,7 +20,9 @@ def _check(videos: Tensor) -> None:
 def per_frame_mse(videos: Tensor, reference: Tensor) -> Tensor:
     _check(videos)
     if videos.shape != reference.shape:
-        raise ValueError(f"videos {tuple(videos.shape)} and reference {tuple(reference.shape)} differ in shape")
+        raise ValueError(
+            f"videos {tuple(videos.shape)} and reference {tuple(reference.shape)} differ in shape"
+        )
     return ((videos - reference) ** 2).mean(dim=(0, 2, 3, 4))
 
 

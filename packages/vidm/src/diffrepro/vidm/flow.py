@@ -31,7 +31,7 @@ class FlowSource(Protocol):
 
 
 def warp(image: Tensor, flow: Tensor) -> Tensor:
-    """Backward-warp ``image`` (B, C, H, W) by ``flow`` (B, 2, H, W) in pixels (bilinear, border)."""
+    """Backward-warp ``image`` (B, C, H, W) by ``flow`` (B, 2, H, W) in pixels (bilinear)."""
     _, _, height, width = image.shape
     ys, xs = torch.meshgrid(
         torch.arange(height, device=image.device, dtype=image.dtype),
@@ -101,7 +101,9 @@ class TorchScriptFlow:
             first, later = (first + 1) / 2, (later + 1) / 2
         flow = self.net.to(first.device)(first, later)
         if flow.shape != (first.shape[0], 2, *first.shape[-2:]):
-            raise ValueError(f"flow network returned shape {tuple(flow.shape)}, expected (B, 2, H, W)")
+            raise ValueError(
+                f"flow network returned shape {tuple(flow.shape)}, expected (B, 2, H, W)"
+            )
         return flow
 
 

@@ -35,7 +35,9 @@ def generate_first_frames(
     device = next(content.parameters()).device
     size = content.config.unet.image_size
     generators = make_generators(seeds)
-    x_t = initial_noise((len(seeds), content.config.unet.in_channels, size, size), generators, device, truncation)
+    x_t = initial_noise(
+        (len(seeds), content.config.unet.in_channels, size, size), generators, device, truncation
+    )
     return sample(content, x_t, sampling_schedule(cfg), cfg, generators)
 
 
@@ -60,7 +62,9 @@ def generate_videos(
     frames = [first]
     for n in range(1, num_frames):
         flow = flow_source(first, frames[-1])
-        index = torch.full((first.shape[0],), n - 1 if official_indexing else n, device=first.device)
+        index = torch.full(
+            (first.shape[0],), n - 1 if official_indexing else n, device=first.device
+        )
 
         def model(x: Tensor, t: Tensor, flow: Tensor = flow, index: Tensor = index) -> Tensor:
             return motion(x, t, index, first, flow)

@@ -3,7 +3,8 @@
 It predicts [eps, v] for the noisy frame x^n_t given
 
 - the first frame x^1, through a second, encoder-only copy of the UNet's down path whose features
-  are fused into every down block k:  r_k = E_k(r_{k-1}),  u_k = r_k + 0.2 U_k(u_{k-1}),  skip_k = u_k;
+  are fused into every down block k:
+      r_k = E_k(r_{k-1}),  u_k = r_k + 0.2 U_k(u_{k-1}),  skip_k = u_k;
 - the motion so far, a flow (B, 2, H, W) from the first to the previous frame, concatenated to
   x^n_t as two extra input channels (the previous frame's pixels are not an input);
 - the diffusion step t and the frame index n, through PosGN in every ResBlock (no timestep
@@ -63,7 +64,14 @@ class PosGNResBlock(ResBlock):
     """ADM ResBlock whose output norm is PosGN; the "embedding" it receives is the (B, 2)
     (t~, n~) coordinate batch. No dropout layer, no timestep-embedding projection."""
 
-    def __init__(self, channels: int, emb_channels: int, dropout: float = 0.0, out_channels: int | None = None, **kw) -> None:
+    def __init__(
+        self,
+        channels: int,
+        emb_channels: int,
+        dropout: float = 0.0,
+        out_channels: int | None = None,
+        **kw,
+    ) -> None:
         super().__init__(channels, 1, 0.0, out_channels, **kw)
         groups = self.in_layers[0].num_groups
         self.emb_layers = PosGN(self.out_channels, groups)
@@ -105,7 +113,11 @@ class MotionUNet(nn.Module):
     def coords(self, t: Tensor, n: Tensor) -> Tensor:
         cfg = self.config
         return step_frame_coords(
-            t, n, num_timesteps=cfg.num_timesteps, num_frames=cfg.num_frames, use_frame=cfg.use_frame_coordinate
+            t,
+            n,
+            num_timesteps=cfg.num_timesteps,
+            num_frames=cfg.num_frames,
+            use_frame=cfg.use_frame_coordinate,
         )
 
     def forward(self, x: Tensor, t: Tensor, n: Tensor, first: Tensor, flow: Tensor) -> Tensor:
@@ -117,7 +129,10 @@ class MotionUNet(nn.Module):
             )
         self.unet._check_input(x, flow)
         device = x.device
-        coords = self.coords(torch.as_tensor(t, device=device).expand(x.shape[0]), torch.as_tensor(n, device=device).expand(x.shape[0]))
+        coords = self.coords(
+            torch.as_tensor(t, device=device).expand(x.shape[0]),
+            torch.as_tensor(n, device=device).expand(x.shape[0]),
+        )
         coords = coords.to(x.dtype)
         h = torch.cat([x, flow * self._flow_scale(x)], dim=1)
         h, skips = self.fused_encode(h, first, coords)

@@ -35,7 +35,9 @@ def _where(mask: Tensor, a: Tensor, b: Tensor) -> Tensor:
     return torch.where(mask.to(a.device)[:, None, None, None], a, b)
 
 
-def content_batch(frames: Tensor, generator: torch.Generator | None = None, *, hflip: bool = True) -> Tensor:
+def content_batch(
+    frames: Tensor, generator: torch.Generator | None = None, *, hflip: bool = True
+) -> Tensor:
     """Frame 0 of each clip (B, F, 3, H, W), randomly flipped."""
     first = frames[:, 0]
     return _where(_flip_mask(len(first), generator, hflip), first.flip(-1), first)
@@ -57,7 +59,10 @@ def motion_batch(
     batch, count = frames.shape[:2]
     high = count - 1 if upstream_range else count
     if high <= 1:
-        raise ValueError(f"motion training needs clips of at least {3 if upstream_range else 2} frames, got {count}")
+        raise ValueError(
+            f"motion training needs clips of at least {3 if upstream_range else 2} frames, "
+            f"got {count}"
+        )
     n = torch.randint(1, high, (batch,), generator=generator)
     rows = torch.arange(batch)
     first, previous, target = frames[:, 0], frames[rows, n - 1], frames[rows, n]

@@ -4,7 +4,8 @@ For a feature map x (B, C, H, W), diffusion step t and frame index n, with every
 normalised to [-1, 1] by ``linspace`` (both ends included)::
 
     t~ = -1 + 2 t / (T - 1),  n~ = -1 + 2 n / (N_v - 1),  h~_i = -1 + 2 i / (H - 1),  w~_j likewise
-    e_ij = W2 SiLU(W1 sin(W0 [t~, n~, h~_i, w~_j] + b0) + b1) + b2        (W0: 4->C, W1: C->2C, W2: 2C->2C)
+    e_ij = W2 SiLU(W1 sin(W0 [t~, n~, h~_i, w~_j] + b0) + b1) + b2
+           (W0: 4 -> C, W1: C -> 2C, W2: 2C -> 2C)
     (gamma_ij, beta_ij) = split(e_ij)
     PosGN(x)_cij = GN(x)_cij (1 + gamma_cij) + beta_cij
 
@@ -35,16 +36,28 @@ def step_frame_coords(
 ) -> Tensor:
     """The per-sample PosGN coordinates (B, 2) = (t~, n~); ``use_frame=False`` pins n~ to 0."""
     t_coord = normalised_index(t.reshape(-1), num_timesteps)
-    n_coord = normalised_index(n.reshape(-1), num_frames) if use_frame else torch.zeros_like(t_coord)
+    n_coord = (
+        normalised_index(n.reshape(-1), num_frames) if use_frame else torch.zeros_like(t_coord)
+    )
     if n_coord.shape != t_coord.shape:
-        raise ValueError(f"t and n need one value per sample, got {tuple(t.shape)} and {tuple(n.shape)}")
+        raise ValueError(
+            f"t and n need one value per sample, got {tuple(t.shape)} and {tuple(n.shape)}"
+        )
     return torch.stack([t_coord, n_coord], dim=1)
 
 
 def spatial_coords(height: int, width: int, device: torch.device) -> Tensor:
     """(H * W, 2) grid of (h~, w~) in [-1, 1] (a single row/column sits at -1)."""
-    hs = torch.linspace(-1.0, 1.0, height, device=device) if height > 1 else torch.full((1,), -1.0, device=device)
-    ws = torch.linspace(-1.0, 1.0, width, device=device) if width > 1 else torch.full((1,), -1.0, device=device)
+    hs = (
+        torch.linspace(-1.0, 1.0, height, device=device)
+        if height > 1
+        else torch.full((1,), -1.0, device=device)
+    )
+    ws = (
+        torch.linspace(-1.0, 1.0, width, device=device)
+        if width > 1
+        else torch.full((1,), -1.0, device=device)
+    )
     grid = torch.stack(torch.meshgrid(hs, ws, indexing="ij"), dim=-1)
     return grid.reshape(-1, 2)
 
@@ -73,6 +86,8 @@ class PosGN(nn.Module):
 
     def forward(self, x: Tensor, coords: Tensor) -> Tensor:
         if coords.shape != (x.shape[0], 2):
-            raise ValueError(f"PosGN expects coords of shape ({x.shape[0]}, 2), got {tuple(coords.shape)}")
+            raise ValueError(
+                f"PosGN expects coords of shape ({x.shape[0]}, 2), got {tuple(coords.shape)}"
+            )
         gamma, beta = self.modulation(coords.to(x.dtype), *x.shape[-2:])
         return self.norm(x) * (1 + gamma) + beta

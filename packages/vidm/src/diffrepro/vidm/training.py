@@ -8,7 +8,6 @@ network of the latest checkpoint and the config it was trained with.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import torch
@@ -46,13 +45,22 @@ def training_flow_source(cfg: VIDMConfig) -> FlowSource | None:
     """None means ground truth (the dataset's ``flow``), else the configured estimator."""
     if cfg.flow.training == "ground_truth":
         if cfg.data.root:
-            raise ValueError("flow.training=ground_truth needs the synthetic data; set flow.training=block_matching or torchscript")
+            raise ValueError(
+                "flow.training=ground_truth needs the synthetic data; "
+                "set flow.training=block_matching or torchscript"
+            )
         return None
-    return make_flow_source(cfg.flow.training, radius=cfg.flow.radius or cfg.data.image_size // 2, path=cfg.flow.network)
+    return make_flow_source(
+        cfg.flow.training, radius=cfg.flow.radius or cfg.data.image_size // 2, path=cfg.flow.network
+    )
 
 
 def generation_flow_source(cfg: VIDMConfig) -> FlowSource:
-    return make_flow_source(cfg.flow.generation, radius=cfg.flow.radius or cfg.data.image_size // 2, path=cfg.flow.network)
+    return make_flow_source(
+        cfg.flow.generation,
+        radius=cfg.flow.radius or cfg.data.image_size // 2,
+        path=cfg.flow.network,
+    )
 
 
 def stage_loss(cfg: VIDMConfig, stage: str):
@@ -62,14 +70,18 @@ def stage_loss(cfg: VIDMConfig, stage: str):
     schedule = make_schedule(cfg.diffusion)
     if stage == "content":
 
-        def content_loss(model: nn.Module, batch: dict[str, Tensor], generator: torch.Generator | None = None) -> Tensor:
+        def content_loss(
+            model: nn.Module, batch: dict[str, Tensor], generator: torch.Generator | None = None
+        ) -> Tensor:
             x0 = content_batch(batch["frames"], generator, hflip=cfg.data.hflip)
             return training_loss(model, x0, schedule, cfg.diffusion, generator)["loss"]
 
         return content_loss
     flow_source = training_flow_source(cfg)
 
-    def motion_loss(model: nn.Module, batch: dict[str, Tensor], generator: torch.Generator | None = None) -> Tensor:
+    def motion_loss(
+        model: nn.Module, batch: dict[str, Tensor], generator: torch.Generator | None = None
+    ) -> Tensor:
         example = motion_batch(
             batch["frames"],
             batch.get("flow") if flow_source is None else None,
@@ -113,14 +125,18 @@ def train_stage(
     return model.eval(), result
 
 
-def load_generator(folder: Path, stage: str, device: str | torch.device = "cpu") -> tuple[nn.Module, VIDMConfig]:
+def load_generator(
+    folder: Path, stage: str, device: str | torch.device = "cpu"
+) -> tuple[nn.Module, VIDMConfig]:
     """The EMA network of the latest checkpoint under ``folder/<stage>`` (or ``folder`` itself)."""
     _check_stage(stage)
     folder = Path(folder)
     run = folder / stage if (folder / stage).is_dir() else folder
     checkpoint = latest_checkpoint(run)
     if checkpoint is None:
-        raise FileNotFoundError(f"no {stage} checkpoint under {run} (train it with `vidm train --stage {stage}`)")
+        raise FileNotFoundError(
+            f"no {stage} checkpoint under {run} (train it with `vidm train --stage {stage}`)"
+        )
     path = checkpoint / "ema.safetensors"
     if not path.is_file():
         path = checkpoint / "model.safetensors"
@@ -131,11 +147,6 @@ def load_generator(folder: Path, stage: str, device: str | torch.device = "cpu")
     model = build_network(cfg, stage)
     load_state_dict(model, weights, source=str(path))
     return model.to(device).eval(), cfg
-
-
-def with_stage_config(cfg: VIDMConfig, trained: VIDMConfig, stage: str) -> VIDMConfig:
-    """``cfg`` with the network settings of a trained ``stage`` (they must match its weights)."""
-    return dataclasses.replace(cfg, **{stage: getattr(trained, stage)})
 
 
 def _check_stage(stage: str) -> None:

@@ -29,7 +29,11 @@ def _natural_key(path: Path) -> list:
 def _square(image: Image.Image, size: int) -> Image.Image:
     side = min(image.size)
     left, top = (image.width - side) // 2, (image.height - side) // 2
-    return image.convert("RGB").crop((left, top, left + side, top + side)).resize((size, size), Image.BILINEAR)
+    return (
+        image.convert("RGB")
+        .crop((left, top, left + side, top + side))
+        .resize((size, size), Image.BILINEAR)
+    )
 
 
 def _to_tensor(images: list[Image.Image]) -> Tensor:
@@ -41,7 +45,10 @@ def _decode_with_av(path: Path, frames: int, size: int) -> list[Image.Image]:
     try:
         import av
     except ImportError:
-        raise ValueError(f"cannot read {path.name}: decoding {path.suffix} videos needs PyAV (pip install av), or extract the frames into a folder") from None
+        raise ValueError(
+            f"cannot read {path.name}: decoding {path.suffix} videos needs PyAV "
+            "(pip install av), or extract the frames into a folder"
+        ) from None
     images = []
     with av.open(str(path)) as container:
         for frame in container.decode(video=0):
@@ -76,7 +83,9 @@ class VideoFolder(torch.utils.data.Dataset):
         return self.frames  # containers: decoded lazily, checked when read
 
     def _frame_files(self, folder: Path) -> list[Path]:
-        return sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key)
+        return sorted(
+            (p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key
+        )
 
     def __len__(self) -> int:
         return len(self.videos)
@@ -84,14 +93,21 @@ class VideoFolder(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict[str, Tensor]:
         video = self.videos[index]
         if video.is_dir():
-            images = [_square(Image.open(p), self.size) for p in self._frame_files(video)[: self.frames]]
+            images = [
+                _square(Image.open(p), self.size) for p in self._frame_files(video)[: self.frames]
+            ]
         elif video.suffix.lower() == ".gif":
             with Image.open(video) as gif:
-                images = [_square(f.copy(), self.size) for _, f in zip(range(self.frames), ImageSequence.Iterator(gif))]
+                images = [
+                    _square(f.copy(), self.size)
+                    for _, f in zip(range(self.frames), ImageSequence.Iterator(gif))
+                ]
         else:
             images = _decode_with_av(video, self.frames, self.size)
         if len(images) < self.frames:
-            raise ValueError(f"{video} has {len(images)} frames, fewer than the {self.frames} a clip needs")
+            raise ValueError(
+                f"{video} has {len(images)} frames, fewer than the {self.frames} a clip needs"
+            )
         return {"frames": _to_tensor(images)}
 
 

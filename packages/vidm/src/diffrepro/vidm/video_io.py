@@ -11,7 +11,13 @@ from torch import Tensor
 
 def to_uint8(images: Tensor) -> Tensor:
     """[-1, 1] float images (..., 3, H, W) to uint8 (..., H, W, 3)."""
-    return ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).movedim(-3, -1).cpu()
+    return (
+        ((images.detach().float().clamp(-1, 1) + 1) * 127.5)
+        .round()
+        .to(torch.uint8)
+        .movedim(-3, -1)
+        .cpu()
+    )
 
 
 def _check(videos: Tensor) -> None:
@@ -48,7 +54,11 @@ def save_frame_grid(videos: Tensor, path: Path, *, pad: int = 1, scale: int = 1)
     grid = videos.new_ones(channels, count * (height + pad) - pad, frames * (width + pad) - pad)
     for i in range(count):
         for j in range(frames):
-            grid[:, i * (height + pad) : i * (height + pad) + height, j * (width + pad) : j * (width + pad) + width] = videos[i, j]
+            grid[
+                :,
+                i * (height + pad) : i * (height + pad) + height,
+                j * (width + pad) : j * (width + pad) + width,
+            ] = videos[i, j]
     image = Image.fromarray(to_uint8(grid).numpy())
     if scale > 1:
         image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)

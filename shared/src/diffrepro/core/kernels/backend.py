@@ -1,7 +1,8 @@
 """Which backend runs attention (and the other fused kernels).
 
-Precedence: an explicit ``backend=`` argument, then the innermost ``attention_backend(...)``
-context, then the environment variable ``DIFFREPRO_ATTENTION``, then ``auto``.
+Precedence: an explicit ``backend=`` argument other than "auto", then the innermost
+``attention_backend(...)`` context (``attention_backend("auto")`` restores the automatic choice
+over the env var), then the environment variable ``DIFFREPRO_ATTENTION``, then ``auto``.
 
 ``auto`` picks ``triton`` for CUDA tensors in fp16/bf16/fp32 with head_dim <= 128 when triton is
 installed, and ``sdpa`` otherwise. ``triton`` also runs on CPU tensors when ``TRITON_INTERPRET=1``

@@ -149,6 +149,7 @@ def _attn_bwd_dkdv_kernel(
         ds = p * (dp - delta[:, None])
         dk += tl.dot(tl.trans(ds.to(q.dtype)), q, input_precision=PRECISION)
 
+    # dk and dv are fresh contiguous tensors of the same shape, so they share strides
     _store_tile(DK + b * stride_dkb + h * stride_dkh, cols, seq_k, stride_dkn,
                 offs_d, head_dim, stride_dkd, dk * scale)
     _store_tile(DV + b * stride_dkb + h * stride_dkh, cols, seq_k, stride_dkn,
@@ -212,9 +213,7 @@ def _attn_bwd_dq_kernel(
 def _tiles(seq_q: int, seq_k: int, head_dim: int, device: torch.device) -> dict:
     """Tile sizes and launch options, chosen in Python (no autotune)."""
     block_d = max(16, triton.next_power_of_2(head_dim))
-    if (
-        device.type == "cpu"
-    ):  # the interpreter runs programs one by one: few large tiles are fastest
+    if device.type == "cpu":  # the interpreter runs programs one by one: few, large tiles
         cap_m = cap_n = 128
         launch = {}
     else:

@@ -16,7 +16,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from diffrepro.core.models.pretrained import build_and_load, config_from_dict, read_config, read_weights
+from diffrepro.core.models.pretrained import (
+    build_and_load,
+    config_from_dict,
+    read_config,
+    read_weights,
+)
 from diffrepro.core.models.sd_blocks import Downsample2D, ResnetBlock2D, Upsample2D, group_norm_act
 from diffrepro.core.nn.transformer import CrossAttention
 
@@ -225,7 +230,11 @@ class AutoencoderKL(nn.Module):
         return self.decoder(z)
 
     def forward(
-        self, x: torch.Tensor, *, sample_posterior: bool = False, generator: torch.Generator | None = None
+        self,
+        x: torch.Tensor,
+        *,
+        sample_posterior: bool = False,
+        generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         posterior = self.encode(x)
         z = posterior.sample(generator) if sample_posterior else posterior.mode()

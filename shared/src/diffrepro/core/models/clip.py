@@ -150,11 +150,21 @@ class CLIPEncoder(nn.Module):
         return x
 
 
+def _embedding(num: int, dim: int, std: float = 0.02) -> nn.Embedding:
+    """An embedding table initialised uniformly with standard deviation ``std``.
+
+    Not ``normal_``: on the meta device (where loading builds modules) it imports
+    torch._dynamo, several seconds, once per process.
+    """
+    bound = std * 3**0.5
+    return nn.Embedding(num, dim, _weight=torch.empty(num, dim).uniform_(-bound, bound))
+
+
 class CLIPTextEmbeddings(nn.Module):
     def __init__(self, config: CLIPTextConfig) -> None:
         super().__init__()
-        self.token_embedding = nn.Embedding(config.vocab_size, config.hidden_size)
-        self.position_embedding = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        self.token_embedding = _embedding(config.vocab_size, config.hidden_size)
+        self.position_embedding = _embedding(config.max_position_embeddings, config.hidden_size)
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         positions = torch.arange(input_ids.shape[1], device=input_ids.device)
@@ -182,7 +192,7 @@ class CLIPTextModel(nn.Module):
     def resize_token_embeddings(self, vocab_size: int) -> None:
         """Grow (or shrink) the token table; new rows copy the mean embedding (TI's usual init)."""
         old = self.embeddings.token_embedding.weight
-        new = nn.Embedding(vocab_size, old.shape[1], device=old.device, dtype=old.dtype)
+        new = _embedding(vocab_size, old.shape[1]).to(device=old.device, dtype=old.dtype)
         with torch.no_grad():
             keep = min(vocab_size, old.shape[0])
             new.weight[:keep] = old[:keep]
@@ -214,9 +224,11 @@ class CLIPVisionEmbeddings(nn.Module):
         super().__init__()
         width, patch = config.hidden_size, config.patch_size
         self.class_embedding = nn.Parameter(torch.zeros(width))
-        self.patch_embedding = nn.Conv2d(config.num_channels, width, patch, stride=patch, bias=False)
+        self.patch_embedding = nn.Conv2d(
+            config.num_channels, width, patch, stride=patch, bias=False
+        )
         num_positions = (config.image_size // patch) ** 2 + 1
-        self.position_embedding = nn.Embedding(num_positions, width)
+        self.position_embedding = _embedding(num_positions, width)
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         patches = self.patch_embedding(pixel_values).flatten(2).transpose(1, 2)

@@ -23,7 +23,7 @@ diffusers                                  LDM
 ``mid_block.resnets.0`` / ``attentions.0``  ``middle_block.0`` / ``.1``; ``resnets.1`` → ``.2``
 ``up_blocks.i.resnets.j``                  ``output_blocks.{(L+1)i+j}.0``
 ``up_blocks.i.attentions.j``               ``output_blocks.{(L+1)i+j}.1``
-``up_blocks.i.upsamplers.0.conv``          ``output_blocks.{(L+1)i+L}.{1 or 2}.conv`` (2 with attention)
+``up_blocks.i.upsamplers.0.conv``          ``output_blocks.{(L+1)i+L}.{1|2}.conv`` (2: attention)
 ``conv_norm_out`` / ``conv_out``           ``out.0`` / ``out.2``
 resnet ``norm1 conv1 time_emb_proj``       ``in_layers.0 in_layers.2 emb_layers.1``
 resnet ``norm2 conv2 conv_shortcut``       ``out_layers.0 out_layers.3 skip_connection``
@@ -49,7 +49,11 @@ from diffrepro.core.checkpoints import read_state_dict
 from diffrepro.core.models.autoencoder_kl import AutoencoderKL, AutoencoderKLConfig
 from diffrepro.core.models.clip import CLIPTextConfig, CLIPTextModel
 from diffrepro.core.models.pretrained import build_and_load
-from diffrepro.core.models.sd_unet import UNet2DConditionConfig, UNet2DConditionModel
+from diffrepro.core.models.sd_unet import (
+    UNet2DConditionConfig,
+    UNet2DConditionModel,
+    fit_projection_weight,
+)
 
 UNET_PREFIX = "model.diffusion_model."
 VAE_PREFIXES = ("first_stage_model.", "vae.")
@@ -65,12 +69,28 @@ SD1_VAE = AutoencoderKLConfig(
     sample_size=512,
 )
 SD1_TEXT = CLIPTextConfig(
-    vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
-    num_attention_heads=12, projection_dim=768,
+    vocab_size=49408,
+    hidden_size=768,
+    intermediate_size=3072,
+    num_hidden_layers=12,
+    num_attention_heads=12,
+    projection_dim=768,
 )
-_RESNET = {"norm1": "in_layers.0", "conv1": "in_layers.2", "time_emb_proj": "emb_layers.1",
-           "norm2": "out_layers.0", "conv2": "out_layers.3", "conv_shortcut": "skip_connection"}
-_VAE_ATTENTION = {"group_norm": "norm", "to_q": "q", "to_k": "k", "to_v": "v", "to_out.0": "proj_out"}
+_RESNET = {
+    "norm1": "in_layers.0",
+    "conv1": "in_layers.2",
+    "time_emb_proj": "emb_layers.1",
+    "norm2": "out_layers.0",
+    "conv2": "out_layers.3",
+    "conv_shortcut": "skip_connection",
+}
+_VAE_ATTENTION = {
+    "group_norm": "norm",
+    "to_q": "q",
+    "to_k": "k",
+    "to_v": "v",
+    "to_out.0": "proj_out",
+}
 
 
 def unet_key_to_compvis(key: str, config: UNet2DConditionConfig) -> str:
@@ -79,11 +99,16 @@ def unet_key_to_compvis(key: str, config: UNet2DConditionConfig) -> str:
     if len(set(per)) != 1:
         raise ValueError("CompVis checkpoints use one layers_per_block for every level")
     group = per[0] + 1
-    fixed = {"time_embedding.linear_1": "time_embed.0", "time_embedding.linear_2": "time_embed.2",
-             "conv_in": "input_blocks.0.0", "conv_norm_out": "out.0", "conv_out": "out.2"}
+    fixed = {
+        "time_embedding.linear_1": "time_embed.0",
+        "time_embedding.linear_2": "time_embed.2",
+        "conv_in": "input_blocks.0.0",
+        "conv_norm_out": "out.0",
+        "conv_out": "out.2",
+    }
     for old, new in fixed.items():
         if key.startswith(old + "."):
-            return new + key[len(old):]
+            return new + key[len(old) :]
     parts = key.split(".")
     if parts[0] == "mid_block":
         index = {"resnets.0": 0, "attentions.0": 1, "resnets.1": 2}[".".join(parts[1:3])]
@@ -92,11 +117,15 @@ def unet_key_to_compvis(key: str, config: UNet2DConditionConfig) -> str:
     if parts[0] == "down_blocks":
         if kind == "downsamplers":
             return f"input_blocks.{group * (level + 1)}.0.op." + ".".join(rest[1:])
-        return _with_resnet_names(f"input_blocks.{group * level + j + 1}.{int(kind == 'attentions')}", kind, rest)
+        return _with_resnet_names(
+            f"input_blocks.{group * level + j + 1}.{int(kind == 'attentions')}", kind, rest
+        )
     if kind == "upsamplers":
         slot = 2 if config.up_block_types[level].startswith("CrossAttn") else 1
         return f"output_blocks.{group * level + group - 1}.{slot}." + ".".join(rest)
-    return _with_resnet_names(f"output_blocks.{group * level + j}.{int(kind == 'attentions')}", kind, rest)
+    return _with_resnet_names(
+        f"output_blocks.{group * level + j}.{int(kind == 'attentions')}", kind, rest
+    )
 
 
 def vae_key_to_compvis(key: str, config: AutoencoderKLConfig) -> str:
@@ -110,7 +139,9 @@ def vae_key_to_compvis(key: str, config: AutoencoderKLConfig) -> str:
     key = re.sub(r"^encoder\.down_blocks\.(\d+)\.", r"encoder.down.\1.", key)
     key = key.replace(".resnets.", ".block.").replace(".downsamplers.0.", ".downsample.")
     key = key.replace(".upsamplers.0.", ".upsample.").replace(".conv_shortcut.", ".nin_shortcut.")
-    key = key.replace("mid_block.block.0.", "mid.block_1.").replace("mid_block.block.1.", "mid.block_2.")
+    key = key.replace("mid_block.block.0.", "mid.block_1.").replace(
+        "mid_block.block.1.", "mid.block_2."
+    )
     key = key.replace(".conv_norm_out.", ".norm_out.")
     if ".mid_block.attentions.0." in key:
         head, name = key.split(".mid_block.attentions.0.")
@@ -125,21 +156,32 @@ def convert_unet(
     """The diffusers-named UNet state dict inside a CompVis checkpoint."""
     names = _module_keys(lambda: UNet2DConditionModel(config))
     if use_ema:
-        return _gather(state, names, lambda k: EMA_PREFIX + ("diffusion_model." + unet_key_to_compvis(k, config)).replace(".", ""))
+        return _gather(
+            state,
+            names,
+            lambda k: EMA_PREFIX
+            + ("diffusion_model." + unet_key_to_compvis(k, config)).replace(".", ""),
+        )
     converted = _gather(state, names, lambda k: UNET_PREFIX + unet_key_to_compvis(k, config))
     linear = config.use_linear_projection
-    return {k: _project(k, v, linear) for k, v in converted.items()}
+    return {k: fit_projection_weight(k, v, linear) for k, v in converted.items()}
 
 
-def convert_vae(state: dict[str, torch.Tensor], config: AutoencoderKLConfig) -> dict[str, torch.Tensor]:
+def convert_vae(
+    state: dict[str, torch.Tensor], config: AutoencoderKLConfig
+) -> dict[str, torch.Tensor]:
     """The diffusers-named VAE state dict inside a CompVis checkpoint."""
     prefix = next((p for p in VAE_PREFIXES if any(k.startswith(p) for k in state)), VAE_PREFIXES[0])
     names = _module_keys(lambda: AutoencoderKL(config))
     converted = _gather(state, names, lambda k: prefix + vae_key_to_compvis(k, config))
-    return {k: v[:, :, 0, 0] if ".attentions." in k and v.ndim == 4 else v for k, v in converted.items()}
+    return {
+        k: v[:, :, 0, 0] if ".attentions." in k and v.ndim == 4 else v for k, v in converted.items()
+    }
 
 
-def convert_text_encoder(state: dict[str, torch.Tensor], config: CLIPTextConfig) -> dict[str, torch.Tensor]:
+def convert_text_encoder(
+    state: dict[str, torch.Tensor], config: CLIPTextConfig
+) -> dict[str, torch.Tensor]:
     """The CLIP text encoder state dict inside a CompVis checkpoint."""
     names = _module_keys(lambda: CLIPTextModel(config))
     return _gather(state, names, lambda k: TEXT_PREFIX + "text_model." + k)
@@ -163,9 +205,13 @@ def load_compvis_checkpoint(
     vae_state = convert_vae(state, vae_config)
     text_state = convert_text_encoder(state, text_config)
     del state  # the converted dicts share the tensors; drop the rest (EMA copies, buffers)
-    unet = build_and_load(lambda: UNet2DConditionModel(unet_config), unet_state, dtype=dtype, source=source)
+    unet = build_and_load(
+        lambda: UNet2DConditionModel(unet_config), unet_state, dtype=dtype, source=source
+    )
     vae = build_and_load(lambda: AutoencoderKL(vae_config), vae_state, dtype=dtype, source=source)
-    text = build_and_load(lambda: CLIPTextModel(text_config), text_state, dtype=dtype, source=source)
+    text = build_and_load(
+        lambda: CLIPTextModel(text_config), text_state, dtype=dtype, source=source
+    )
     return unet, vae, text
 
 
@@ -173,15 +219,6 @@ def _with_resnet_names(prefix: str, kind: str, rest: list[str]) -> str:
     if kind == "resnets":
         rest = [_RESNET[rest[0]], *rest[1:]]
     return ".".join([prefix, *rest])
-
-
-def _project(key: str, tensor: torch.Tensor, linear: bool) -> torch.Tensor:
-    if key.endswith(("proj_in.weight", "proj_out.weight")):
-        if linear and tensor.ndim == 4:
-            return tensor[:, :, 0, 0]
-        if not linear and tensor.ndim == 2:
-            return tensor[:, :, None, None]
-    return tensor
 
 
 def _module_keys(build: Callable[[], torch.nn.Module]) -> list[str]:
@@ -195,13 +232,19 @@ def _gather(
     sources = {name: source_key(name) for name in names}
     missing = [src for src in sources.values() if src not in state]
     if missing:
-        shown = ", ".join(missing[:10]) + (f" (+{len(missing) - 10} more)" if len(missing) > 10 else "")
-        raise ValueError(f"not a CompVis SD checkpoint for this config: {len(missing)} missing keys: {shown}")
+        shown = ", ".join(missing[:10]) + (
+            f" (+{len(missing) - 10} more)" if len(missing) > 10 else ""
+        )
+        raise ValueError(
+            f"not a CompVis SD checkpoint for this config: {len(missing)} missing keys: {shown}"
+        )
     return {name: state[src] for name, src in sources.items()}
 
 
 def _check_family(state: dict[str, torch.Tensor], config: UNet2DConditionConfig, path) -> None:
-    probe = next((k for k in state if k.startswith(UNET_PREFIX) and k.endswith("attn2.to_k.weight")), None)
+    probe = next(
+        (k for k in state if k.startswith(UNET_PREFIX) and k.endswith("attn2.to_k.weight")), None
+    )
     if probe is None:
         raise ValueError(f"{path} has no {UNET_PREFIX}...attn2 keys: not a CompVis SD checkpoint")
     width = state[probe].shape[1]

@@ -1,4 +1,4 @@
-"""Loading diffusers / transformers model folders (``config.json`` + weights) without either library.
+"""Loading diffusers / transformers model folders (``config.json`` + weights), neither library used.
 
 - Configs are frozen dataclasses built with :func:`config_from_dict`: keys starting with ``_``
   and keys we do not model are ignored, except the ones a config class lists in

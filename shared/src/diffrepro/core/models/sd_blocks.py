@@ -43,7 +43,9 @@ class ResnetBlock2D(nn.Module):
         self.output_scale_factor = output_scale_factor
         self.norm1 = nn.GroupNorm(groups, in_channels, eps=eps)
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
-        self.time_emb_proj = None if temb_channels is None else nn.Linear(temb_channels, out_channels)
+        self.time_emb_proj = (
+            None if temb_channels is None else nn.Linear(temb_channels, out_channels)
+        )
         self.norm2 = nn.GroupNorm(groups, out_channels, eps=eps)
         self.dropout = nn.Dropout(dropout)
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)

@@ -17,7 +17,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from diffrepro.core.models.pretrained import build_and_load, config_from_dict, read_config, read_weights
+from diffrepro.core.models.pretrained import (
+    build_and_load,
+    config_from_dict,
+    read_config,
+    read_weights,
+)
 from diffrepro.core.models.sd_blocks import Downsample2D, ResnetBlock2D, Upsample2D, group_norm_act
 from diffrepro.core.nn.embeddings import timestep_embedding
 from diffrepro.core.nn.transformer import Transformer2DModel
@@ -96,7 +101,10 @@ class UNet2DConditionConfig:
         n = len(self.block_out_channels)
         if len(self.down_block_types) != n or len(self.up_block_types) != n:
             raise ValueError(f"need {n} down and up block types for {n} block_out_channels")
-        for kind, allowed in ((self.down_block_types, DOWN_BLOCKS), (self.up_block_types, UP_BLOCKS)):
+        for kind, allowed in (
+            (self.down_block_types, DOWN_BLOCKS),
+            (self.up_block_types, UP_BLOCKS),
+        ):
             bad = [t for t in kind if t not in allowed]
             if bad:
                 raise ValueError(f"unsupported block types {bad} (supported: {allowed})")
@@ -104,8 +112,13 @@ class UNet2DConditionConfig:
             raise ValueError(f"unsupported mid_block_type {self.mid_block_type!r}")
         if self.act_fn not in ("silu", "swish"):
             raise ValueError(f"act_fn {self.act_fn!r} is not supported (only silu)")
-        for name in ("attention_head_dim", "cross_attention_dim", "layers_per_block",
-                     "transformer_layers_per_block", "only_cross_attention"):
+        for name in (
+            "attention_head_dim",
+            "cross_attention_dim",
+            "layers_per_block",
+            "transformer_layers_per_block",
+            "only_cross_attention",
+        ):
             _per_level(getattr(self, name), n, name)
         if any(c % self.norm_num_groups for c in self.block_out_channels):
             raise ValueError(f"block_out_channels must be multiples of {self.norm_num_groups}")
@@ -131,22 +144,39 @@ class TimestepEmbedding(nn.Module):
 class DownBlock(nn.Module):
     """``CrossAttnDownBlock2D`` (with attentions) or ``DownBlock2D`` (without)."""
 
-    def __init__(self, c_in: int, c_out: int, temb: int, *, layers: int, downsample: bool,
-                 attention: dict | None, groups: int, eps: float, dropout: float, padding: int) -> None:
+    def __init__(
+        self,
+        c_in: int,
+        c_out: int,
+        temb: int,
+        *,
+        layers: int,
+        downsample: bool,
+        attention: dict | None,
+        groups: int,
+        eps: float,
+        dropout: float,
+        padding: int,
+    ) -> None:
         super().__init__()
         self.resnets = nn.ModuleList(
-            ResnetBlock2D(c_in if i == 0 else c_out, c_out, temb, groups=groups, eps=eps,
-                          dropout=dropout)
+            ResnetBlock2D(
+                c_in if i == 0 else c_out, c_out, temb, groups=groups, eps=eps, dropout=dropout
+            )
             for i in range(layers)
         )
         self.attentions = nn.ModuleList(
             [Transformer2DModel(c_out, groups=groups, **attention) for _ in range(layers)]
-            if attention is not None else []
+            if attention is not None
+            else []
         )
-        self.downsamplers = nn.ModuleList([Downsample2D(c_out, padding=padding)] if downsample else [])
+        self.downsamplers = nn.ModuleList(
+            [Downsample2D(c_out, padding=padding)] if downsample else []
+        )
 
-    def forward(self, x: torch.Tensor, temb: torch.Tensor, context: torch.Tensor
-                ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def forward(
+        self, x: torch.Tensor, temb: torch.Tensor, context: torch.Tensor
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         skips = []
         for i, resnet in enumerate(self.resnets):
             x = resnet(x, temb)
@@ -162,23 +192,46 @@ class DownBlock(nn.Module):
 class UpBlock(nn.Module):
     """``CrossAttnUpBlock2D`` or ``UpBlock2D``: each resnet takes ``cat([x, skip])``."""
 
-    def __init__(self, c_prev: int, c_out: int, skip_channels: list[int], temb: int, *,
-                 upsample: bool, attention: dict | None, groups: int, eps: float,
-                 dropout: float) -> None:
+    def __init__(
+        self,
+        c_prev: int,
+        c_out: int,
+        skip_channels: list[int],
+        temb: int,
+        *,
+        upsample: bool,
+        attention: dict | None,
+        groups: int,
+        eps: float,
+        dropout: float,
+    ) -> None:
         super().__init__()
         self.resnets = nn.ModuleList(
-            ResnetBlock2D((c_prev if i == 0 else c_out) + skip, c_out, temb, groups=groups,
-                          eps=eps, dropout=dropout)
+            ResnetBlock2D(
+                (c_prev if i == 0 else c_out) + skip,
+                c_out,
+                temb,
+                groups=groups,
+                eps=eps,
+                dropout=dropout,
+            )
             for i, skip in enumerate(skip_channels)
         )
         self.attentions = nn.ModuleList(
             [Transformer2DModel(c_out, groups=groups, **attention) for _ in skip_channels]
-            if attention is not None else []
+            if attention is not None
+            else []
         )
         self.upsamplers = nn.ModuleList([Upsample2D(c_out)] if upsample else [])
 
-    def forward(self, x: torch.Tensor, skips: list[torch.Tensor], temb: torch.Tensor,
-                context: torch.Tensor, output_size: tuple[int, int] | None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        skips: list[torch.Tensor],
+        temb: torch.Tensor,
+        context: torch.Tensor,
+        output_size: tuple[int, int] | None,
+    ) -> torch.Tensor:
         for i, resnet in enumerate(self.resnets):
             x = resnet(torch.cat([x, skips.pop()], dim=1), temb)
             if self.attentions:
@@ -191,12 +244,28 @@ class UpBlock(nn.Module):
 class MidBlockCrossAttn(nn.Module):
     """resnet, transformer, resnet (``UNetMidBlock2DCrossAttn``)."""
 
-    def __init__(self, channels: int, temb: int, *, attention: dict, groups: int, eps: float,
-                 dropout: float, output_scale_factor: float) -> None:
+    def __init__(
+        self,
+        channels: int,
+        temb: int,
+        *,
+        attention: dict,
+        groups: int,
+        eps: float,
+        dropout: float,
+        output_scale_factor: float,
+    ) -> None:
         super().__init__()
         self.resnets = nn.ModuleList(
-            ResnetBlock2D(channels, channels, temb, groups=groups, eps=eps, dropout=dropout,
-                          output_scale_factor=output_scale_factor)
+            ResnetBlock2D(
+                channels,
+                channels,
+                temb,
+                groups=groups,
+                eps=eps,
+                dropout=dropout,
+                output_scale_factor=output_scale_factor,
+            )
             for _ in range(2)
         )
         self.attentions = nn.ModuleList([Transformer2DModel(channels, groups=groups, **attention)])
@@ -214,45 +283,84 @@ class UNet2DConditionModel(nn.Module):
         self.config = config
         chans, n = config.block_out_channels, len(config.block_out_channels)
         temb = 4 * chans[0]
-        common = {"groups": config.norm_num_groups, "eps": config.norm_eps, "dropout": config.dropout}
+        common = {
+            "groups": config.norm_num_groups,
+            "eps": config.norm_eps,
+            "dropout": config.dropout,
+        }
         heads, context = config.levels("attention_head_dim"), config.levels("cross_attention_dim")
-        layers, depth = config.levels("layers_per_block"), config.levels("transformer_layers_per_block")
+        layers, depth = (
+            config.levels("layers_per_block"),
+            config.levels("transformer_layers_per_block"),
+        )
         only_cross = config.levels("only_cross_attention")
 
         def attention(level: int, kind: str, *, mid: bool = False) -> dict | None:
             if not kind.startswith("CrossAttn") and not mid:
                 return None
-            return {"heads": heads[level], "context_dim": context[level],
-                    "num_layers": depth[level], "use_linear_projection": config.use_linear_projection,
-                    "only_cross_attention": False if mid else bool(only_cross[level]),
-                    "upcast_attention": config.upcast_attention, "dropout": config.dropout}
+            return {
+                "heads": heads[level],
+                "context_dim": context[level],
+                "num_layers": depth[level],
+                "use_linear_projection": config.use_linear_projection,
+                "only_cross_attention": False if mid else bool(only_cross[level]),
+                "upcast_attention": config.upcast_attention,
+                "dropout": config.dropout,
+            }
 
-        self.conv_in = nn.Conv2d(config.in_channels, chans[0], config.conv_in_kernel,
-                                 padding=(config.conv_in_kernel - 1) // 2)
+        self.conv_in = nn.Conv2d(
+            config.in_channels,
+            chans[0],
+            config.conv_in_kernel,
+            padding=(config.conv_in_kernel - 1) // 2,
+        )
         self.time_embedding = TimestepEmbedding(chans[0], temb)
         self.down_blocks = nn.ModuleList(
-            DownBlock(chans[max(i - 1, 0)], chans[i], temb, layers=layers[i],
-                      downsample=i < n - 1, attention=attention(i, kind),
-                      padding=config.downsample_padding, **common)
+            DownBlock(
+                chans[max(i - 1, 0)],
+                chans[i],
+                temb,
+                layers=layers[i],
+                downsample=i < n - 1,
+                attention=attention(i, kind),
+                padding=config.downsample_padding,
+                **common,
+            )
             for i, kind in enumerate(config.down_block_types)
         )
         self.mid_block = None
         if config.mid_block_type is not None:
-            self.mid_block = MidBlockCrossAttn(chans[-1], temb, attention=attention(n - 1, "", mid=True),
-                                               output_scale_factor=config.mid_block_scale_factor,
-                                               **common)
+            self.mid_block = MidBlockCrossAttn(
+                chans[-1],
+                temb,
+                attention=attention(n - 1, "", mid=True),
+                output_scale_factor=config.mid_block_scale_factor,
+                **common,
+            )
         skip_channels = self._skip_channels()
         self.up_blocks = nn.ModuleList()
         for i, kind in enumerate(config.up_block_types):
             level = n - 1 - i
             count = layers[level] + 1
             block_skips, skip_channels = skip_channels[-count:], skip_channels[:-count]
-            self.up_blocks.append(UpBlock(
-                chans[min(level + 1, n - 1)], chans[level], block_skips[::-1], temb,
-                upsample=i < n - 1, attention=attention(level, kind), **common))
+            self.up_blocks.append(
+                UpBlock(
+                    chans[min(level + 1, n - 1)],
+                    chans[level],
+                    block_skips[::-1],
+                    temb,
+                    upsample=i < n - 1,
+                    attention=attention(level, kind),
+                    **common,
+                )
+            )
         self.conv_norm_out = nn.GroupNorm(config.norm_num_groups, chans[0], eps=config.norm_eps)
-        self.conv_out = nn.Conv2d(chans[0], config.out_channels, config.conv_out_kernel,
-                                  padding=(config.conv_out_kernel - 1) // 2)
+        self.conv_out = nn.Conv2d(
+            chans[0],
+            config.out_channels,
+            config.conv_out_kernel,
+            padding=(config.conv_out_kernel - 1) // 2,
+        )
 
     def _skip_channels(self) -> list[int]:
         chans, n = self.config.block_out_channels, len(self.config.block_out_channels)
@@ -261,8 +369,12 @@ class UNet2DConditionModel(nn.Module):
             skips += [chans[i]] * (count + (1 if i < n - 1 else 0))
         return skips
 
-    def forward(self, sample: torch.Tensor, timestep: torch.Tensor | float | int,
-                encoder_hidden_states: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        sample: torch.Tensor,
+        timestep: torch.Tensor | float | int,
+        encoder_hidden_states: torch.Tensor,
+    ) -> torch.Tensor:
         t = torch.as_tensor(timestep, device=sample.device)
         t = t.reshape(-1).expand(sample.shape[0])
         temb = self.time_embedding(self._time_features(t).to(sample.dtype))
@@ -277,7 +389,7 @@ class UNet2DConditionModel(nn.Module):
             x = self.mid_block(x, temb, encoder_hidden_states)
         factor = 2 ** (len(self.up_blocks) - 1)
         needs_size = any(s % factor for s in sample.shape[-2:])
-        for i, block in enumerate(self.up_blocks):
+        for block in self.up_blocks:
             count = len(block.resnets)
             block_skips, skips = skips[-count:], skips[:-count]
             size = tuple(skips[-1].shape[-2:]) if needs_size and block.upsamplers else None
@@ -285,22 +397,32 @@ class UNet2DConditionModel(nn.Module):
         return self.conv_out(group_norm_act(self.conv_norm_out, x))
 
     def _time_features(self, t: torch.Tensor) -> torch.Tensor:
-        return timestep_embedding(t, self.config.block_out_channels[0],
-                                  cos_first=self.config.flip_sin_to_cos,
-                                  freq_shift=self.config.freq_shift)
+        return timestep_embedding(
+            t,
+            self.config.block_out_channels[0],
+            cos_first=self.config.flip_sin_to_cos,
+            freq_shift=self.config.freq_shift,
+        )
 
     @classmethod
-    def from_pretrained(cls, folder: str | os.PathLike, *, dtype: torch.dtype | None = torch.float32,
-                        variant: str | None = None) -> UNet2DConditionModel:
+    def from_pretrained(
+        cls,
+        folder: str | os.PathLike,
+        *,
+        dtype: torch.dtype | None = torch.float32,
+        variant: str | None = None,
+    ) -> UNet2DConditionModel:
         """Load a diffusers ``unet/`` folder (conv or linear ``proj_in``/``proj_out`` weights)."""
         raw = read_config(folder)
         config = config_from_dict(UNet2DConditionConfig, raw, source=f"{folder}/config.json")
         state, source = read_weights(folder, ("diffusion_pytorch_model",), variant=variant)
-        state = {k: _fit_projection(k, v, config.use_linear_projection) for k, v in state.items()}
+        state = {
+            k: fit_projection_weight(k, v, config.use_linear_projection) for k, v in state.items()
+        }
         return build_and_load(lambda: cls(config), state, dtype=dtype, source=source)
 
 
-def _fit_projection(key: str, tensor: torch.Tensor, linear: bool) -> torch.Tensor:
+def fit_projection_weight(key: str, tensor: torch.Tensor, linear: bool) -> torch.Tensor:
     """Accept ``proj_in``/``proj_out`` weights stored as [C, C, 1, 1] or [C, C] either way."""
     if not key.endswith(("proj_in.weight", "proj_out.weight")):
         return tensor

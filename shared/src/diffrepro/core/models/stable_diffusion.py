@@ -34,7 +34,14 @@ from diffrepro.core.models.autoencoder_kl import AutoencoderKL
 from diffrepro.core.models.clip import CLIPTextModel
 from diffrepro.core.models.pretrained import config_from_dict, read_config
 from diffrepro.core.models.sd_unet import UNet2DConditionModel
-from diffrepro.core.samplers import Callback, Generators, cfg_model, invert_ddim, per_sample_noise, sample_ddim
+from diffrepro.core.samplers import (
+    Callback,
+    Generators,
+    cfg_model,
+    invert_ddim,
+    per_sample_noise,
+    sample_ddim,
+)
 from diffrepro.core.schedules import Schedule, cosine_betas, spaced_timesteps
 from diffrepro.core.tokenizer import CLIPTokenizer
 
@@ -71,7 +78,9 @@ class SchedulerConfig:
         if self.beta_schedule not in BETA_SCHEDULES and self.trained_betas is None:
             raise ValueError(f"beta_schedule {self.beta_schedule!r} is not one of {BETA_SCHEDULES}")
         if self.prediction_type not in PREDICTION_TYPES:
-            raise ValueError(f"prediction_type {self.prediction_type!r} is not one of {tuple(PREDICTION_TYPES)}")
+            raise ValueError(
+                f"prediction_type {self.prediction_type!r} is not one of {tuple(PREDICTION_TYPES)}"
+            )
 
     @property
     def prediction(self) -> str:
@@ -86,7 +95,10 @@ class SchedulerConfig:
         elif self.beta_schedule == "linear":
             betas = torch.linspace(self.beta_start, self.beta_end, t, dtype=torch.float32)
         elif self.beta_schedule == "scaled_linear":
-            betas = torch.linspace(self.beta_start**0.5, self.beta_end**0.5, t, dtype=torch.float32) ** 2
+            betas = (
+                torch.linspace(self.beta_start**0.5, self.beta_end**0.5, t, dtype=torch.float32)
+                ** 2
+            )
         else:
             betas = torch.tensor(cosine_betas(t), dtype=torch.float32)
         return torch.cumprod(1.0 - betas, dim=0).double().numpy()
@@ -100,7 +112,19 @@ class SchedulerConfig:
 
     def grid(self, num_steps: int) -> np.ndarray:
         """The descending timestep grid of ``set_timesteps(num_steps)``."""
-        return spaced_timesteps(self.num_train_timesteps, num_steps, self.timestep_spacing, self.steps_offset)
+        return spaced_timesteps(
+            self.num_train_timesteps, num_steps, self.timestep_spacing, self.steps_offset
+        )
+
+
+SD1_SCHEDULER = SchedulerConfig(
+    beta_schedule="scaled_linear",
+    beta_start=0.00085,
+    beta_end=0.012,
+    clip_sample=False,
+    set_alpha_to_one=False,
+    steps_offset=1,
+)  # the scheduler_config.json of SD 1.4 / 1.5 (single-file checkpoints carry none)
 
 
 class StableDiffusion:
@@ -133,7 +157,9 @@ class StableDiffusion:
         folder = Path(folder)
         _check_model_index(folder)
         raw = read_config(folder / "scheduler", "scheduler_config.json")
-        scheduler = config_from_dict(SchedulerConfig, raw, source=f"{folder}/scheduler/scheduler_config.json")
+        scheduler = config_from_dict(
+            SchedulerConfig, raw, source=f"{folder}/scheduler/scheduler_config.json"
+        )
         load = {"dtype": dtype, "variant": variant}
         sd = cls(
             UNet2DConditionModel.from_pretrained(folder / "unet", **load),
@@ -144,7 +170,9 @@ class StableDiffusion:
         )
         return sd.to(device)
 
-    def to(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> StableDiffusion:
+    def to(
+        self, device: str | torch.device | None = None, dtype: torch.dtype | None = None
+    ) -> StableDiffusion:
         for model in (self.unet, self.vae, self.text_encoder):
             model.to(device=device, dtype=dtype)
         return self
@@ -169,7 +197,11 @@ class StableDiffusion:
         return self.text_encoder(ids).to(self.dtype)
 
     def encode_images(
-        self, images: torch.Tensor, *, sample: bool = False, generator: torch.Generator | None = None
+        self,
+        images: torch.Tensor,
+        *,
+        sample: bool = False,
+        generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         """Images in [-1, 1] -> latents: posterior mean (or a sample) shifted and scaled."""
         posterior = self.vae.encode(images.to(self.device, self.dtype))
@@ -185,7 +217,7 @@ class StableDiffusion:
     def initial_latents(
         self, batch: int, height: int, width: int, generator: Generators = None
     ) -> torch.Tensor:
-        """N(0, I) latents for ``height`` x ``width`` pixel images (per-sample generators allowed)."""
+        """N(0, I) latents for ``height`` x ``width`` pixels (a list of generators: per sample)."""
         f = self.vae.downscale_factor
         if height % f or width % f:
             raise ValueError(f"height and width must be multiples of {f}, got {height}x{width}")
@@ -194,7 +226,9 @@ class StableDiffusion:
 
     # -- denoising
 
-    def denoiser(self, context: torch.Tensor) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    def denoiser(
+        self, context: torch.Tensor
+    ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
         """``model(x, t)`` for the samplers: the UNet conditioned on ``context``."""
         return lambda x, t: self.unet(x, t, context)
 
@@ -222,7 +256,11 @@ class StableDiffusion:
         """Classifier-free guided DDIM from ``latents`` (default: fresh noise); returns latents."""
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         cond = self.encode_prompt(prompts)
-        negatives = [negative_prompt] * len(prompts) if isinstance(negative_prompt, str) else negative_prompt
+        negatives = (
+            [negative_prompt] * len(prompts)
+            if isinstance(negative_prompt, str)
+            else negative_prompt
+        )
         uncond = self.encode_prompt(list(negatives))
         if latents is None:
             size = self._default_size()
@@ -260,7 +298,11 @@ class StableDiffusion:
         if guidance_scale == 1.0:
             model = self.denoiser(cond)
         else:
-            negatives = [negative_prompt] * len(prompts) if isinstance(negative_prompt, str) else negative_prompt
+            negatives = (
+                [negative_prompt] * len(prompts)
+                if isinstance(negative_prompt, str)
+                else negative_prompt
+            )
             model = self.guided_denoiser(cond, self.encode_prompt(list(negatives)), guidance_scale)
         return invert_ddim(
             model,

@@ -25,9 +25,9 @@ Reuse by papers: ``forward(x, t, y=None, *, cond=None, attn_bias=None)`` where `
 concatenated to ``x`` on the channel axis (``cond_channels`` extra input channels) and
 ``attn_bias(height, width)`` returns an additive attention bias for the attention blocks at that
 resolution (SDM). The forward is split into :meth:`UNetModel.embed`, :meth:`UNetModel.encode`,
-:meth:`UNetModel.decode` and :meth:`UNetModel.output`, so a paper can override one stage (VIDM fuses
-a second encoder's features into ``encode``); ``resblock_cls`` is a class attribute a subclass can
-replace (e.g. a ResBlock with positional group norm).
+:meth:`UNetModel.middle`, :meth:`UNetModel.decode` and :meth:`UNetModel.output`, so a paper
+can override one stage (VIDM fuses a second encoder's features into ``encode``); ``resblock_cls``
+is a class attribute a subclass can replace (e.g. a ResBlock with positional group norm).
 """
 
 from __future__ import annotations
@@ -39,7 +39,12 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from diffrepro.core.checkpoints import load_state_dict, read_state_dict
+from diffrepro.core.checkpoints import (
+    load_checkpoint,
+    load_state_dict,
+    read_state_dict,
+    save_checkpoint,
+)
 from diffrepro.core.nn import (
     AttentionBlock,
     Downsample,
@@ -71,7 +76,8 @@ class UNetConfig:
     ``channel_mult=()`` means the official choice for ``image_size``. ``out_channels`` counts the
     prediction only; ``learn_sigma`` doubles it (second half: the variance interpolation values).
     ``cond_channels`` are extra input channels concatenated to ``x`` (``cond=`` in forward).
-    ``num_groups`` is 32 in every official model; tiny models use fewer.
+    ``num_groups`` is 32 in every official model; tiny models use fewer. ``use_checkpoint``
+    recomputes each block's activations in the backward pass (less memory, more compute).
     """
 
     image_size: int = 64
@@ -93,6 +99,7 @@ class UNetConfig:
     learn_sigma: bool = False
     cond_channels: int = 0
     num_groups: int = 32
+    use_checkpoint: bool = False
 
     def __post_init__(self) -> None:
         if not self.channel_mult:
@@ -260,7 +267,7 @@ class UNetModel(nn.Module):
         emb = self.embed(t, y, batch=x.shape[0])
         h = x if cond is None else torch.cat([x, cond.to(x.dtype)], dim=1)
         h, skips = self.encode(h, emb, attn_bias)
-        h = self.middle_block(h, emb, attn_bias)
+        h = self.middle(h, emb, attn_bias)
         h = self.decode(h, skips, emb, attn_bias)
         return self.output(h)
 
@@ -268,10 +275,11 @@ class UNetModel(nn.Module):
         self, t: torch.Tensor, y: torch.Tensor | None = None, *, batch: int | None = None
     ) -> torch.Tensor:
         """The timestep (+ class) embedding, (B, 4·model_channels)."""
-        t = torch.as_tensor(t, device=self.time_embed[0].weight.device)
+        weight = next(self.time_embed.parameters())
+        t = torch.as_tensor(t, device=weight.device)
         if t.ndim == 0:
             t = t.expand(batch or 1)
-        dtype = self.time_embed[0].weight.dtype
+        dtype = weight.dtype
         emb = self.time_embed(timestep_embedding(t, self.config.model_channels).to(dtype))
         if self.config.num_classes is not None:
             if y is None:
@@ -287,7 +295,7 @@ class UNetModel(nn.Module):
         """Run the input blocks; returns the last features and every block's output (the skips)."""
         skips = []
         for block in self.input_blocks:
-            h = block(h, emb, attn_bias)
+            h = self._run(block, h, emb, attn_bias)
             skips.append(h)
         return h, skips
 
@@ -301,11 +309,23 @@ class UNetModel(nn.Module):
         """Run the output blocks, each on ``[h, skip]`` (skips are consumed last-in first-out)."""
         skips = list(skips)
         for block in self.output_blocks:
-            h = block(torch.cat([h, skips.pop()], dim=1), emb, attn_bias)
+            h = self._run(block, torch.cat([h, skips.pop()], dim=1), emb, attn_bias)
         return h
+
+    def middle(
+        self, h: torch.Tensor, emb: torch.Tensor, attn_bias: AttentionBias | None = None
+    ) -> torch.Tensor:
+        return self._run(self.middle_block, h, emb, attn_bias)
 
     def output(self, h: torch.Tensor) -> torch.Tensor:
         return self.out[2](norm_silu(self.out[0], h))
+
+    def _run(
+        self, block: nn.Module, h: torch.Tensor, emb: torch.Tensor, attn_bias: AttentionBias | None
+    ):
+        if self.config.use_checkpoint and torch.is_grad_enabled():
+            return torch.utils.checkpoint.checkpoint(block, h, emb, attn_bias, use_reentrant=False)
+        return block(h, emb, attn_bias)
 
     def _check_input(self, x: torch.Tensor, cond: torch.Tensor | None) -> None:
         cfg = self.config
@@ -332,5 +352,22 @@ def load_guided_diffusion(path: str | os.PathLike, config: UNetConfig) -> UNetMo
     state = read_state_dict(path)
     state = {k.removeprefix("module."): v for k, v in state.items()}
     model = UNetModel(config)
+    load_state_dict(model, state, source=str(path))
+    return model
+
+
+def save_unet(path: str | os.PathLike, model: UNetModel) -> None:
+    """Save weights and config in our safetensors format (see :func:`load_unet`)."""
+    save_checkpoint(path, model, model.config)
+
+
+def load_unet(path: str | os.PathLike) -> UNetModel:
+    """A :class:`UNetModel` rebuilt from a file written by :func:`save_unet`."""
+    state, config = load_checkpoint(path)
+    try:
+        cfg = UNetConfig(**config)
+    except TypeError as err:
+        raise ValueError(f"{path} does not hold a UNetConfig: {err}") from None
+    model = UNetModel(cfg)
     load_state_dict(model, state, source=str(path))
     return model

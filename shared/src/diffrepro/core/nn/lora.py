@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -26,11 +27,13 @@ _CONV_TYPES = (nn.Conv1d, nn.Conv2d)
 class LoRALayer(nn.Module):
     """Shared logic; use :class:`LoRALinear` or :class:`LoRAConv`."""
 
-    base: nn.Module
-    down: nn.Module
-    up: nn.Module
+    base: nn.Linear | nn.Conv1d | nn.Conv2d
+    down: nn.Linear | nn.Conv1d | nn.Conv2d
+    up: nn.Linear | nn.Conv1d | nn.Conv2d
 
-    def __init__(self, base: nn.Module, rank: int, alpha: float | None) -> None:
+    def __init__(
+        self, base: nn.Linear | nn.Conv1d | nn.Conv2d, rank: int, alpha: float | None
+    ) -> None:
         super().__init__()
         if rank < 1:
             raise ValueError(f"LoRA rank must be at least 1, got {rank}")
@@ -67,7 +70,7 @@ class LoRALayer(nn.Module):
 
     @torch.no_grad()
     def unmerge(self) -> None:
-        if not self.merged:
+        if not self.merged or self._original_weight is None:
             return
         self.base.weight.copy_(self._original_weight)
         self._original_weight = None
@@ -92,8 +95,8 @@ class LoRAConv(LoRALayer):
         super().__init__(base, rank, alpha)
         if base.groups != 1:
             raise ValueError("LoRA is only defined for ungrouped convolutions")
-        conv = type(base)
-        kw = {"device": base.weight.device, "dtype": base.weight.dtype}
+        conv: Any = type(base)
+        kw: dict[str, Any] = {"device": base.weight.device, "dtype": base.weight.dtype}
         self.down = conv(
             base.in_channels,
             rank,

@@ -32,6 +32,7 @@ class Downsample(nn.Module):
         super().__init__()
         self.channels = channels
         self.out_channels = out_channels or channels
+        self.op: nn.Module
         if use_conv:
             self.op = nn.Conv2d(channels, self.out_channels, 3, stride=2, padding=1)
         elif self.out_channels == channels:

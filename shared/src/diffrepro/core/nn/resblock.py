@@ -67,6 +67,7 @@ class ResBlock(TimestepBlock):
             nn.Dropout(p=dropout),
             zero_module(nn.Conv2d(out, out, 3, padding=1)),
         )
+        self.skip_connection: nn.Module
         if out == channels:
             self.skip_connection = nn.Identity()
         else:

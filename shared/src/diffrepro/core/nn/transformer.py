@@ -18,8 +18,9 @@ classifier-free-guided batch the first half is the unconditional branch. Returni
 the same shape replaces the probabilities (prompt-to-prompt edits, pix2pix-zero's
 cross-attention guidance, which needs gradients through them); returning ``None`` keeps them.
 Without hooks every layer runs the fused path, :func:`diffrepro.core.attention.attention`;
-with hooks the probabilities are materialised by :func:`diffrepro.core.attention.attention_probs`
-(the two paths agree to float rounding). :class:`AttentionStore` is a ready-made capturing hook.
+with hooks it runs with ``probs_hook`` (the math backend, probabilities from
+:func:`diffrepro.core.attention.attention_probs`); the two paths agree to float rounding.
+:class:`AttentionStore` is a ready-made capturing hook.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from diffrepro.core.attention import attention, attention_probs
+from diffrepro.core.attention import attention
 
 AttentionHook = Callable[[str, bool, torch.Tensor], "torch.Tensor | None"]
 
@@ -86,16 +87,17 @@ class CrossAttention(nn.Module):
         if self.hook is None:
             return attention(q, k, v).to(dtype)
         name, hook = self.hook
-        probs = attention_probs(q, k)
-        replaced = hook(name, is_cross, probs)
-        if replaced is not None:
-            if replaced.shape != probs.shape:
+
+        def probs_hook(probs: torch.Tensor) -> torch.Tensor | None:
+            replaced = hook(name, is_cross, probs)
+            if replaced is not None and replaced.shape != probs.shape:
                 raise ValueError(
                     f"attention hook for {name} returned shape {tuple(replaced.shape)}, "
                     f"expected {tuple(probs.shape)}"
                 )
-            probs = replaced.to(probs.dtype)
-        return torch.matmul(probs, v).to(dtype)
+            return replaced
+
+        return attention(q, k, v, probs_hook=probs_hook).to(dtype)
 
 
 class GEGLU(nn.Module):

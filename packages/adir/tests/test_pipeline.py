@@ -1,0 +1,196 @@
+"""End to end: restoration beats the unguided sample, training/loading, the demo and the CLI."""
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from diffrepro.adir.cli import main
+from diffrepro.adir.config import PRESETS
+from diffrepro.adir.embedders import ThumbnailEmbedder
+from diffrepro.adir.guidance import GuidanceConfig, scale_for
+from diffrepro.adir.images import save_image
+from diffrepro.adir.model import build_model, load_model
+from diffrepro.adir.paper import BIBTEX, PAPER
+from diffrepro.adir.restore import guided_sample, restore
+from diffrepro.adir.retrieval import build_index, list_images
+from diffrepro.adir.tasks import make_operator, measure
+from diffrepro.adir.train import train_base
+from diffrepro.core.metrics import psnr
+
+CFG = dataclasses.replace(PRESETS["tiny"], sample_steps="20")
+
+
+def smooth_images(n, size=16, seed=0):
+    low = torch.rand(n, 3, 4, 4, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+    return torch.nn.functional.interpolate(low, size=size, mode="bilinear", align_corners=False)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("corpus")
+    for i, image in enumerate(smooth_images(6, seed=1)):
+        save_image(image, folder / f"{i}.png")
+    return build_index(list_images(folder), ThumbnailEmbedder(), image_size=16)
+
+
+@pytest.mark.parametrize("task", ["sr2_pool", "inpaint_box"])
+def test_restoration_improves_psnr_over_the_unguided_sample(task, corpus):
+    torch.manual_seed(0)
+    model = build_model(CFG).eval()
+    op = make_operator(task, 16)
+    cfg = dataclasses.replace(CFG, guidance=GuidanceConfig(scale=scale_for(op, (1, 3, 16, 16))))
+    unguided = dataclasses.replace(CFG, guidance=GuidanceConfig(scale=0.0))
+    for seed, clean in enumerate(smooth_images(2, seed=7)):
+        clean = clean[None]
+        y = measure(op, clean, 0.02, torch.Generator().manual_seed(seed))
+        result = restore(
+            model,
+            op,
+            y,
+            16,
+            cfg,
+            index=corpus,
+            embedder=ThumbnailEmbedder(),
+            generator=torch.Generator().manual_seed(seed),
+        )
+        free = guided_sample(
+            model, op, y, (1, 3, 16, 16), unguided, generator=torch.Generator().manual_seed(seed)
+        )
+        assert len(result.neighbours) == CFG.adapt.k
+        assert psnr(result.restored, clean) > psnr(free.clamp(-1, 1), clean) + 0.5
+
+
+def test_same_seed_same_restoration():
+    torch.manual_seed(0)
+    model = build_model(CFG).eval()
+    op = make_operator("sr2", 16)
+    y = op.forward(smooth_images(1))
+    first, second = (
+        guided_sample(model, op, y, (1, 3, 16, 16), CFG, generator=torch.Generator().manual_seed(3))
+        for _ in range(2)
+    )
+    assert torch.equal(first, second)
+
+
+def test_train_then_load_round_trip(tmp_path):
+    weights = train_base(lambda i: smooth_images(4, seed=i), PRESETS["tiny"], tmp_path / "run")
+    model, cfg = load_model(tmp_path / "run", PRESETS["paper"])  # the run folder brings its config
+    assert cfg.unet == PRESETS["tiny"].unet
+    reloaded, _ = load_model(weights, PRESETS["tiny"])
+    x, t = smooth_images(2), torch.tensor([5, 500])
+    with torch.no_grad():
+        assert torch.equal(model(x, t), reloaded(x, t))
+
+
+def test_quick_demo_writes_its_report(tmp_path):
+    result = PAPER.run_demo(tmp_path / "demo", quick=True)
+    assert result.report.is_file() and (tmp_path / "demo" / "figure.png").is_file()
+    metrics = json.loads((tmp_path / "demo" / "metrics.json").read_text())
+    for task in ("sr4", "inpaint_box"):
+        assert set(metrics[task]) >= {"pinv", "guided", "adir"}
+        assert metrics[task]["adir"]["residual"] < metrics[task]["pinv"]["residual"] + 1
+    assert "Statement of scale" in result.report.read_text()
+
+
+def test_cli_cite_and_bibtex_file_agree(capsys):
+    assert main(["cite"]) == 0
+    assert capsys.readouterr().out.strip() == BIBTEX.strip()
+    bib = Path(__file__).parents[1] / "CITATION.bib"
+    if bib.is_file():
+        assert bib.read_text().strip() == BIBTEX.strip()
+
+
+def test_cli_restore_and_index(tmp_path, capsys):
+    weights = train_base(lambda i: smooth_images(4, seed=i), PRESETS["tiny"], tmp_path / "run")
+    corpus = tmp_path / "corpus"
+    for i, image in enumerate(smooth_images(5, seed=2)):
+        save_image(image, corpus / f"{i}.png")
+    clean = save_image(smooth_images(1, seed=9)[0], tmp_path / "clean.png")
+    assert (
+        main(
+            [
+                "index",
+                "--corpus",
+                str(corpus),
+                "--out",
+                str(tmp_path / "index.npz"),
+                "--image-size",
+                "16",
+            ]
+        )
+        == 0
+    )
+    argv = [
+        "restore",
+        "--preset",
+        "tiny",
+        "--checkpoint",
+        str(weights),
+        "--task",
+        "sr4",
+        "--clean",
+        str(clean),
+        "--index",
+        str(tmp_path / "index.npz"),
+        "--out",
+        str(tmp_path / "out"),
+        "--set",
+        "sample_steps=3",
+    ]
+    assert main(argv) == 0
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert len(metrics["neighbours"]) == PRESETS["tiny"].adapt.k and "psnr" in metrics
+    assert (tmp_path / "out" / "figure.png").is_file()
+    low = save_image(smooth_images(1, seed=9)[0, :, ::4, ::4], tmp_path / "low.png")
+    argv = [
+        "restore",
+        "--preset",
+        "tiny",
+        "--checkpoint",
+        str(weights),
+        "--task",
+        "sr4",
+        "--input",
+        str(low),
+        "--out",
+        str(tmp_path / "out2"),
+        "--set",
+        "sample_steps=3",
+    ]
+    assert main(argv) == 0
+    assert (tmp_path / "out2" / "restored.png").is_file()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (
+            ["restore", "--task", "sr4", "--clean", "missing.png", "--checkpoint", "nope.pt"],
+            "checkpoint not found",
+        ),
+        (["restore", "--task", "sr4", "--clean", "x.png"], "needs --checkpoint"),
+        (["train", "--data", "no_such_folder", "--preset", "tiny"], "image folder not found"),
+        (
+            [
+                "restore",
+                "--task",
+                "sr4",
+                "--clean",
+                "x.png",
+                "--checkpoint",
+                "x",
+                "--preset",
+                "huge",
+            ],
+            "unknown preset",
+        ),
+    ],
+)
+def test_cli_bad_input_is_one_error_line(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1

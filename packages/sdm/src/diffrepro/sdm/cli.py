@@ -1,0 +1,120 @@
+"""The ``sdm`` command: ``train``, ``inpaint``, ``demo`` and ``cite``."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from diffrepro.core.cli import add_common_args, paper_parser, run
+from diffrepro.sdm.paper import PAPER
+
+if TYPE_CHECKING:
+    import torch
+
+    from diffrepro.sdm.config import SDMConfig
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser, commands = paper_parser(PAPER)
+    train = commands.add_parser("train", help="train SDM from scratch on a folder of images")
+    train.add_argument("--data", type=Path, required=True, help="folder of training images")
+    add_common_args(train)
+    train.set_defaults(func=_train)
+    inpaint = commands.add_parser(
+        "inpaint", help="fill the holes of one image, iteration by iteration"
+    )
+    inpaint.add_argument("--input", type=Path, required=True, help="image to inpaint")
+    inpaint.add_argument(
+        "--mask", type=Path, default=None, help="mask image: white = known, black = hole"
+    )
+    inpaint.add_argument(
+        "--mask-kind", choices=("large", "small"), default="large", help="generated mask set"
+    )
+    add_common_args(inpaint)
+    inpaint.set_defaults(func=_inpaint)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(build_parser(), argv)
+
+
+def _train(args: argparse.Namespace) -> None:
+    from diffrepro.core.checkpoints import load_checkpoint
+    from diffrepro.core.config import apply_overrides, select_preset
+    from diffrepro.core.repro import resolve_device
+    from diffrepro.sdm.config import PRESETS
+    from diffrepro.sdm.data import image_folder, random_crops
+    from diffrepro.sdm.train import train
+
+    cfg = apply_overrides(select_preset(PRESETS, args.preset), args.overrides)
+    images = image_folder(args.data)
+    init = load_checkpoint(args.checkpoint)[0] if args.checkpoint else None
+    out = args.out or Path("runs/sdm/train")
+    train(
+        cfg,
+        lambda n, rng: random_crops(images, n, cfg.resolution, rng, flip=cfg.train.flip),
+        out,
+        device=resolve_device(args.device),
+        seed=args.seed,
+        init_generator=init,
+    )
+    print(f"checkpoint: {out / 'generator_ema.safetensors'}")
+
+
+def _inpaint(args: argparse.Namespace) -> None:
+    import torch
+
+    from diffrepro.core.config import apply_overrides
+    from diffrepro.core.repro import resolve_device, seed_everything
+    from diffrepro.sdm.data import load_image, load_mask, save_image
+    from diffrepro.sdm.decoding import inpaint
+    from diffrepro.sdm.figure import iteration_figure
+    from diffrepro.sdm.loading import load_generator
+
+    image = load_image(args.input)
+    mask = load_mask(args.mask) if args.mask else None
+    device = resolve_device(args.device)
+    generator, cfg = load_generator(args.checkpoint, args.preset, args.seed)
+    cfg = apply_overrides(cfg, args.overrides)
+    size = cfg.resolution
+    for name, tensor in ((args.input, image), (args.mask, mask)):
+        if tensor is not None and tuple(tensor.shape[1:]) != (size, size):
+            raise ValueError(
+                f"{name} is {tensor.shape[2]}×{tensor.shape[1]}; the model takes {size}×{size}"
+            )
+    seed_everything(args.seed)
+    mask = _checked_mask(mask if mask is not None else _generated_mask(cfg, args))
+    image, mask = image[None].to(device), mask.to(device)
+    with torch.no_grad():
+        generator_rng = torch.Generator(device).manual_seed(args.seed)
+        steps = inpaint(generator.to(device), image, mask, cfg.decode, generator_rng)
+    out = args.out or Path("runs/sdm/inpaint")
+    save_image(steps[-1].image[0], out / "inpainted.png")
+    save_image(mask[0].expand(3, -1, -1) * 2 - 1, out / "mask.png")
+    iteration_figure(image, mask, steps, out / "iterations.png")
+    print(f"wrote {out / 'inpainted.png'} and {out / 'iterations.png'}")
+
+
+def _generated_mask(cfg: SDMConfig, args: argparse.Namespace) -> torch.Tensor:
+    """A MAT-style mask (1, H, W) of the requested kind, seeded by --seed."""
+    import numpy as np
+    import torch
+
+    from diffrepro.sdm.masks import MaskConfig, generate_mask
+
+    masks_cfg = MaskConfig(cfg.resolution, args.mask_kind, cfg.masks.hole_range)
+    return torch.from_numpy(generate_mask(masks_cfg, np.random.default_rng(args.seed)))[None]
+
+
+def _checked_mask(mask: torch.Tensor) -> torch.Tensor:
+    """(1, H, W) → (1, 1, H, W), with 1 = known asserted and at least one hole pixel."""
+    from diffrepro.sdm.masks import assert_mask
+
+    mask = mask[None]
+    assert_mask(mask)
+    if bool(mask.all()):
+        raise ValueError("the mask has no hole (all pixels are white = known)")
+    return mask

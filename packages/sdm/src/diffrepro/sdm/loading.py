@@ -1,0 +1,35 @@
+"""Loading a trained generator: from a checkpoint, or the demo's cached model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from diffrepro.core.checkpoints import load_checkpoint, load_state_dict
+from diffrepro.core.config import config_from_dict
+from diffrepro.sdm.config import PRESETS, SDMConfig
+from diffrepro.sdm.network import SDMNetwork
+
+
+def generator_from_checkpoint(path: Path) -> tuple[SDMNetwork, SDMConfig]:
+    """The generator and config stored in a ``generator_ema.safetensors`` written by training."""
+    weights, config = load_checkpoint(path)
+    if not config:
+        raise ValueError(f"{path} carries no SDM config: was it written by `sdm train`?")
+    cfg = config_from_dict(SDMConfig, config)
+    generator = SDMNetwork(cfg.network)
+    load_state_dict(generator, weights, source=str(path))
+    return generator.eval(), cfg
+
+
+def load_generator(checkpoint: Path | None, preset: str, seed: int) -> tuple[SDMNetwork, SDMConfig]:
+    """``checkpoint`` if given, else the model ``sdm demo`` trained and cached for this preset."""
+    if checkpoint is not None:
+        return generator_from_checkpoint(checkpoint)
+    from diffrepro.sdm.demo import cached_weights
+
+    cached = cached_weights(PRESETS.get(preset, PRESETS["demo"]), seed)
+    if not cached.is_file():
+        raise FileNotFoundError(
+            "no --checkpoint given and no cached demo model: run `sdm demo` (or `sdm train`) first"
+        )
+    return generator_from_checkpoint(cached)

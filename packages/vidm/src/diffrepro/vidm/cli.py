@@ -1,0 +1,114 @@
+"""The ``vidm`` command: train (content | motion), sample, demo, cite.
+
+vidm train --stage content --preset demo --out runs/vidm/train
+vidm train --stage motion  --preset demo --out runs/vidm/train
+vidm sample --checkpoint runs/vidm/train --frames 16 --out runs/vidm/samples
+vidm sample --checkpoint runs/vidm/train --first frame.png --frames 16
+vidm demo [--quick]
+vidm cite
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from diffrepro.core.cli import add_common_args, paper_parser, run
+from diffrepro.vidm.paper import PAPER
+
+DEFAULT_RUN = Path("runs/vidm/train")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser, commands = paper_parser(PAPER)
+    train = commands.add_parser("train", help="train the content or the motion generator")
+    add_common_args(train)
+    train.add_argument("--stage", required=True, choices=("content", "motion"))
+    train.set_defaults(func=_train)
+    sample = commands.add_parser("sample", help="generate videos frame by frame")
+    add_common_args(sample)
+    sample.add_argument(
+        "--frames", type=int, default=None, help="frames per video (default: the config's)"
+    )
+    sample.add_argument("--num", type=int, default=None, help="videos to generate from scratch")
+    sample.add_argument(
+        "--first", type=Path, nargs="+", default=None, help="first-frame image(s): one video each"
+    )
+    sample.set_defaults(func=_sample)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(build_parser(), argv)
+
+
+def _config(args: argparse.Namespace, base=None):
+    from diffrepro.core.config import apply_overrides
+    from diffrepro.vidm.config import preset
+
+    cfg = apply_overrides(base if base is not None else preset(args.preset), args.overrides)
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=args.seed))
+
+
+def _train(args: argparse.Namespace) -> None:
+    from diffrepro.core.config import save_config
+    from diffrepro.core.repro import resolve_device, seed_everything
+    from diffrepro.vidm.training import train_stage
+
+    if args.checkpoint is not None:
+        raise ValueError(
+            "train resumes from its --out folder by itself; --checkpoint is for `vidm sample`"
+        )
+    cfg = _config(args)
+    device = resolve_device(args.device)
+    seed_everything(args.seed)
+    out = args.out or DEFAULT_RUN
+    save_config(cfg, out / f"{args.stage}_config.json")
+    _, result = train_stage(cfg, args.stage, out, device=device)
+    last = f"{result.losses[-1]:.4f}" if result.losses else "none (already trained)"
+    print(f"{args.stage}: step {result.step}, last loss {last}, checkpoint {result.checkpoint}")
+
+
+def _sample(args: argparse.Namespace) -> None:
+    from diffrepro.core.repro import resolve_device, seed_everything
+    from diffrepro.vidm.generate import generate_first_frames, generate_videos
+    from diffrepro.vidm.training import generation_flow_source, load_generator
+    from diffrepro.vidm.video_io import save_frame_grid, save_gif
+
+    device = resolve_device(args.device)
+    seed_everything(args.seed)
+    motion, trained = load_generator(args.checkpoint or DEFAULT_RUN, "motion", device)
+    cfg = _config(args, base=trained)
+    frames = args.frames or cfg.generation.frames
+    if args.first:
+        first = _load_first_frames(args.first, cfg.data.image_size).to(device)
+        seeds = [args.seed * 10_000 + k for k in range(len(first))]
+    else:
+        content, _ = load_generator(args.checkpoint or DEFAULT_RUN, "content", device)
+        seeds = [args.seed * 10_000 + k for k in range(args.num or cfg.generation.num_videos)]
+        first = generate_first_frames(
+            content, seeds, cfg.diffusion, truncation=cfg.generation.truncation
+        )
+    videos = generate_videos(
+        motion,
+        first,
+        frames,
+        seeds,
+        cfg.diffusion,
+        generation_flow_source(cfg),
+        official_indexing=cfg.generation.official_indexing,
+    )
+    out = args.out or Path("runs/vidm/samples")
+    gif = save_gif(videos, out / "videos.gif", fps=cfg.generation.fps)
+    grid = save_frame_grid(videos, out / "frames.png")
+    print(f"{len(seeds)} videos of {frames} frames: {gif}, {grid}")
+
+
+def _load_first_frames(paths: Sequence[Path], size: int) -> torch.Tensor:
+    from diffrepro.core.data import center_crop, load_image, resize_shorter
+
+    return torch.stack([center_crop(resize_shorter(load_image(p), size), size) for p in paths])

@@ -1,0 +1,93 @@
+"""The command line, the paper registration and the demo smoke run."""
+
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from diffrepro.vidm.cli import main
+from diffrepro.vidm.paper import BIBTEX, PAPER
+
+CITATION = Path(__file__).resolve().parents[1] / "CITATION.bib"
+
+
+def test_cite_prints_the_bibtex_which_matches_citation_bib(capsys):
+    assert main(["cite"]) == 0
+    assert "mei2023vidm" in capsys.readouterr().out
+    if CITATION.is_file():
+        assert CITATION.read_text().strip() == BIBTEX.strip()
+
+
+def test_bad_input_gives_one_clear_error_line(capsys, tmp_path):
+    assert main(["train", "--stage", "motion", "--preset", "huge"]) == 2
+    assert "unknown preset 'huge'" in capsys.readouterr().err
+    assert (
+        main(["train", "--stage", "motion", "--preset", "tiny", "--set", "motion.num_frames=2"])
+        == 2
+    )
+    assert "exceeds motion.num_frames" in capsys.readouterr().err
+    assert main(["sample", "--checkpoint", str(tmp_path / "nothing")]) == 2
+    err = capsys.readouterr().err
+    assert "no motion checkpoint" in err and len(err.strip().splitlines()) == 1
+
+
+def test_train_both_stages_then_sample_from_scratch_and_from_a_first_frame(tmp_path, capsys):
+    run = tmp_path / "run"
+    for stage in ("content", "motion"):
+        assert main(["train", "--stage", stage, "--preset", "tiny", "--out", str(run)]) == 0
+    assert (
+        main(
+            [
+                "sample",
+                "--checkpoint",
+                str(run),
+                "--frames",
+                "3",
+                "--num",
+                "2",
+                "--out",
+                str(tmp_path / "s"),
+            ]
+        )
+        == 0
+    )
+    gif = Image.open(tmp_path / "s" / "videos.gif")
+    assert gif.n_frames == 3 and gif.size == (17, 8)
+    Image.new("RGB", (20, 12), (200, 10, 10)).save(tmp_path / "first.png")
+    out = tmp_path / "f"
+    assert (
+        main(
+            [
+                "sample",
+                "--checkpoint",
+                str(run),
+                "--frames",
+                "2",
+                "--first",
+                str(tmp_path / "first.png"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    assert Image.open(out / "frames.png").size == (17, 8)
+    assert "videos of" in capsys.readouterr().out
+
+
+def test_demo_quick_writes_the_report_figures_and_metrics(tmp_path):
+    result = PAPER.run_demo(tmp_path, quick=True)
+    for name in ("report.md", "metrics.json", "frames.png", "videos.gif", "samples.gif"):
+        assert (tmp_path / name).is_file(), name
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert len(metrics["posgn"]["mse_per_frame"]) == 3
+    assert metrics["repeat_first_frame"]["mse"] > 0
+    assert "Paper vs ours" in result.report.read_text() and result.headline
+    assert any((tmp_path / "tb").iterdir())
+
+
+@pytest.mark.parametrize("argv", [["train", "--stage", "audio"], ["sample", "--frames", "x"]])
+def test_argument_errors_exit_with_usage(argv):
+    with pytest.raises(SystemExit):
+        main(argv)
