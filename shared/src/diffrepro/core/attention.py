@@ -125,14 +125,15 @@ def _check_shapes(
         )
     if bias is not None:
         target = (q.shape[0], q.shape[1], q.shape[2], k.shape[2])
-        if bias.dim() > 4 or _broadcast(bias.shape, target) != target:
+        if not _broadcasts_to(tuple(bias.shape), target):
             raise ValueError(
                 f"attention bias of shape {tuple(bias.shape)} does not broadcast to {target}"
             )
 
 
-def _broadcast(shape: torch.Size, target: tuple[int, ...]) -> tuple[int, ...] | None:
-    try:
-        return tuple(torch.broadcast_shapes(shape, target))
-    except RuntimeError:
-        return None
+def _broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
+    """Whether ``shape`` broadcasts to ``target`` (plain Python: torch.broadcast_shapes is slow
+    on its first call)."""
+    if len(shape) > len(target):
+        return False
+    return all(s in (1, t) for s, t in zip(reversed(shape), reversed(target)))

@@ -71,7 +71,14 @@ PRESETS: dict[str, SDMConfig] = {
         discriminator=DiscriminatorConfig(resolution=32, base_channels=16, max_channels=64),
         masks=MaskConfig(size=32, kind="large", hole_range=(0.3, 0.7)),
         train=TrainConfig(
-            steps=500, batch_size=12, lr=2e-3, ema_decay=0.99, log_every=20, checkpoint_every=100
+            steps=500,
+            batch_size=12,
+            lr=2e-3,
+            adv_weight=0.1,  # toy scale: a GAN barely starts in 6 k images (documented)
+            nll_weight=1e-3,  # toy scale: σ learns slowly at 1e-4 (spec pitfall 4)
+            ema_decay=0.99,
+            log_every=20,
+            checkpoint_every=100,
         ),
     ),
     "tiny": SDMConfig(

@@ -3,10 +3,12 @@
 Per batch: draw masks, start from (x ⊙ m_0, m_0, u_0 = 1 - m_0) at schedule position 0, and
 unroll ``unroll`` iterations. Each iteration's prediction is scored on the composite
 x ⊙ m_0 + μ ⊙ (1 - m_0) by λ_adv · non-saturating GAN + λ_pcp · perceptual, and σ by
-λ_nll · discretised Gaussian NLL (mean detached). Between iterations the state advances with
-``decoding.advance`` to a randomly drawn later schedule position of a T = ``unroll_iterations``
-schedule, without gradient (how iterations enter training is unknown; this is our documented
-choice). The discriminator sees real images and the last iteration's composites, with lazy R1.
+λ_nll · discretised Gaussian NLL (mean detached) of the same composite on all pixels, so σ is
+driven to 0 on known pixels (as the v1 reading note describes) and learns the error in the
+hole. Between iterations the state advances with ``decoding.advance`` to a randomly drawn
+later schedule position of a T = ``unroll_iterations`` schedule, without gradient (how the
+iterations enter training is unknown; this is our documented choice). The discriminator sees
+real images and the last iteration's composites, with lazy R1.
 """
 
 from __future__ import annotations
@@ -90,7 +92,7 @@ def generator_losses(
         fake = compose(image, mask0, torch.ones_like(mask0), mean)
         terms["adv"] = terms["adv"] + generator_loss(models.discriminator, fake, mask0)
         terms["pcp"] = terms["pcp"] + models.perceptual(fake, image)
-        terms["nll"] = terms["nll"] + variance_nll(image, mean, sigma)
+        terms["nll"] = terms["nll"] + variance_nll(image, fake, sigma)
         if j + 1 < len(positions):
             with torch.no_grad():
                 schedule, target = cfg.decode.schedule, positions[j + 1]

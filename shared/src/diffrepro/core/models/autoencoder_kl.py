@@ -22,7 +22,8 @@ from diffrepro.core.models.pretrained import (
     read_config,
     read_weights,
 )
-from diffrepro.core.models.sd_blocks import Downsample2D, ResnetBlock2D, Upsample2D, group_norm_act
+from diffrepro.core.models.sd_blocks import Downsample2D, ResnetBlock2D, Upsample2D
+from diffrepro.core.nn.normalization import norm_silu
 from diffrepro.core.nn.transformer import CrossAttention
 
 _EPS = 1e-6
@@ -176,7 +177,7 @@ class Encoder(nn.Module):
         for block in self.down_blocks:
             x = block(x)
         x = self.mid_block(x)
-        return self.conv_out(group_norm_act(self.conv_norm_out, x))
+        return self.conv_out(norm_silu(self.conv_norm_out, x))
 
 
 class Decoder(nn.Module):
@@ -198,7 +199,7 @@ class Decoder(nn.Module):
         x = self.mid_block(self.conv_in(z))
         for block in self.up_blocks:
             x = block(x)
-        return self.conv_out(group_norm_act(self.conv_norm_out, x))
+        return self.conv_out(norm_silu(self.conv_norm_out, x))
 
 
 class AutoencoderKL(nn.Module):

@@ -15,13 +15,6 @@ from torch import nn
 from diffrepro.core.nn.normalization import norm_silu
 
 
-def group_norm_act(norm: nn.GroupNorm, x: torch.Tensor) -> torch.Tensor:
-    """SiLU(norm(x)); the fused kernel for float32/half, plain torch for float64 (EDICT)."""
-    if x.dtype == torch.float64:
-        return F.silu(norm(x))
-    return norm_silu(norm, x)
-
-
 class ResnetBlock2D(nn.Module):
     """diffusers' ``ResnetBlock2D`` (``time_embedding_norm="default"``, ``pre_norm``).
 
@@ -54,10 +47,10 @@ class ResnetBlock2D(nn.Module):
         )
 
     def forward(self, x: torch.Tensor, temb: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.conv1(group_norm_act(self.norm1, x))
+        h = self.conv1(norm_silu(self.norm1, x))
         if self.time_emb_proj is not None:
             h = h + self.time_emb_proj(F.silu(temb))[:, :, None, None]
-        h = self.conv2(self.dropout(group_norm_act(self.norm2, h)))
+        h = self.conv2(self.dropout(norm_silu(self.norm2, h)))
         shortcut = x if self.conv_shortcut is None else self.conv_shortcut(x)
         return (shortcut + h) / self.output_scale_factor
 

@@ -23,8 +23,9 @@ from diffrepro.core.models.pretrained import (
     read_config,
     read_weights,
 )
-from diffrepro.core.models.sd_blocks import Downsample2D, ResnetBlock2D, Upsample2D, group_norm_act
+from diffrepro.core.models.sd_blocks import Downsample2D, ResnetBlock2D, Upsample2D
 from diffrepro.core.nn.embeddings import timestep_embedding
+from diffrepro.core.nn.normalization import norm_silu
 from diffrepro.core.nn.transformer import Transformer2DModel
 
 DOWN_BLOCKS = ("CrossAttnDownBlock2D", "DownBlock2D")
@@ -394,7 +395,7 @@ class UNet2DConditionModel(nn.Module):
             block_skips, skips = skips[-count:], skips[:-count]
             size = tuple(skips[-1].shape[-2:]) if needs_size and block.upsamplers else None
             x = block(x, block_skips, temb, encoder_hidden_states, size)
-        return self.conv_out(group_norm_act(self.conv_norm_out, x))
+        return self.conv_out(norm_silu(self.conv_norm_out, x))
 
     def _time_features(self, t: torch.Tensor) -> torch.Tensor:
         return timestep_embedding(
