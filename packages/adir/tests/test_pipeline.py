@@ -89,10 +89,12 @@ def test_quick_demo_writes_its_report(tmp_path):
     result = PAPER.run_demo(tmp_path / "demo", quick=True)
     assert result.report.is_file() and (tmp_path / "demo" / "figure.png").is_file()
     metrics = json.loads((tmp_path / "demo" / "metrics.json").read_text())
+    report = result.report.read_text()
     for task in ("sr4", "inpaint_box"):
-        assert set(metrics[task]) >= {"pinv", "guided", "adir"}
-        assert metrics[task]["adir"]["residual"] < metrics[task]["pinv"]["residual"] + 1
-    assert "Statement of scale" in result.report.read_text()
+        for method in ("pinv", "guided", "adir"):
+            assert set(metrics[task][method]) == {"psnr", "ssim", "residual"}
+        assert f"| {task} |" in report
+    assert "Statement of scale" in report and len(result.headline) == 2
 
 
 def test_cli_cite_and_bibtex_file_agree(capsys):
@@ -194,3 +196,19 @@ def test_cli_bad_input_is_one_error_line(argv, message, capsys, tmp_path, monkey
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+def test_guided_diffusion_pt_state_dict_loads(tmp_path):
+    # The official 256x256_diffusion_uncond.pt is a plain state dict of guided-diffusion's UNet;
+    # here the same layout at the tiny preset's size (DDP "module." prefix included).
+    torch.manual_seed(1)
+    source = build_model(PRESETS["tiny"])
+    torch.save(
+        {f"module.{k}": v.half() for k, v in source.state_dict().items()}, tmp_path / "adm.pt"
+    )
+    model, cfg = load_model(tmp_path / "adm.pt", PRESETS["tiny"])
+    assert cfg == PRESETS["tiny"]
+    for name, value in source.state_dict().items():
+        torch.testing.assert_close(model.state_dict()[name], value.half().float())
+    with pytest.raises(ValueError, match="cannot load weights"):
+        load_model(tmp_path / "adm.pt", PRESETS["demo"])

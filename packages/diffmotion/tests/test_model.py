@@ -85,6 +85,13 @@ def test_stateful_lstm_steps_equal_the_sequence_call():
     torch.testing.assert_close(torch.cat(steps, 1), full)
 
 
+def test_paper_preset_has_the_official_sizes():
+    model = DiffMotion(PRESETS["paper"].model)
+    assert sum(p.numel() for p in model.denoise_fn.parameters()) == 19686  # spec: ~19.7 k
+    assert abs(sum(p.numel() for p in model.parameters()) - 5.07e6) < 0.01e6  # spec: ~5.07 M
+    assert model.rnn.input_size == 927 and model.rnn.num_layers == 2 and model.rnn.dropout == 0.2
+
+
 def test_quadratic_schedule_matches_the_paper():
     schedule = DiffMotion(ModelConfig(lstm_hidden=8)).schedule
     assert len(schedule) == 100

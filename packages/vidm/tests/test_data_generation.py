@@ -149,3 +149,17 @@ def test_gif_and_frame_grid(tmp_path):
     assert grid.size == (26, 17)
     with pytest.raises(ValueError, match="B, F, 3"):
         save_gif(videos[0], tmp_path / "x.gif")
+
+
+def test_fixed_variance_sampling_ignores_the_variance_head_and_bad_names_fail():
+    torch.manual_seed(0)
+    content = perturbed(ContentUNet(TINY.content))
+    fixed = dataclasses.replace(TINY.diffusion, sampling_variance="fixed_small")
+    a = generate_first_frames(content, [0], fixed)
+    with torch.no_grad():
+        content.unet.out[2].weight[3:].add_(5.0)  # change only the variance channels
+        content.unet.out[2].bias[3:].add_(5.0)
+    assert torch.equal(a, generate_first_frames(content, [0], fixed))
+    assert not torch.equal(a, generate_first_frames(content, [0], TINY.diffusion))
+    with pytest.raises(ValueError, match="sampling_variance"):
+        dataclasses.replace(TINY.diffusion, sampling_variance="learned_small")

@@ -26,7 +26,9 @@ Entry points (all return the final tensor; ``x`` is the starting tensor, e.g. x_
 
   A guided-diffusion respaced chain: ``sample_ddim(model, x, sched.respace(space_timesteps(1000,
   "ddim50")))``. Note: diffusers' DDIM steps to ``t - T // N``; that is the next grid entry for
-  "leading" spacing and, when N divides T, for the others too.
+  "leading" spacing and, when N divides T, for "trailing" (never for "linspace", whose stride is
+  (T - 1) / (N - 1)). Likewise diffusers' DDPM adds noise at its last step when the grid does
+  not end at timestep 0 ("trailing"); ``sample_ddpm`` adds none at index 0, as guided-diffusion.
 - ``invert_ddim(model, x0, schedule, *, timesteps=None, final_alpha_cumprod=1.0, ...)``: the
   deterministic DDIM map run backwards over the same grid (ascending), with the usual
   approximation eps(x_s, t) ~ eps(x_t, t): the model is evaluated at the target timestep on the

@@ -52,7 +52,7 @@ class DemoConfig:
     tasks: tuple[str, ...] = ("sr4", "deblur_uniform", "inpaint_box", "denoise")
     noise_sigma: float = 0.02  # measurement noise on [-1, 1] (SR, deblurring, inpainting)
     denoise_sigma: float = 0.2
-    guidance_strength: float = 1.5  # per task, s = strength / λ_max(A Aᵀ)
+    guidance_strength: float = 2.0  # per task, s = strength / λ_max(A Aᵀ)
     crops_per_photo: int = 2  # test crops per held-out photo
     corpus_stride: int = 16
 

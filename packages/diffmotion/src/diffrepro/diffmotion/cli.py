@@ -11,6 +11,8 @@ from diffrepro.core.cli import add_common_args, paper_parser, run
 
 from .paper import PAPER
 
+TRAIN_DIR = Path("runs/diffmotion/train")
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser, commands = paper_parser(PAPER)
@@ -32,7 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
     sample = commands.add_parser("sample", help="generate a gesture BVH for a speech WAV")
     sample.add_argument("--audio", type=Path, required=True, help="speech WAV file")
     sample.add_argument("--out", type=Path, required=True, help="BVH file to write")
-    sample.add_argument("--checkpoint", type=Path, required=True, help="model.safetensors")
+    sample.add_argument(
+        "--checkpoint", type=Path, default=TRAIN_DIR / "model.safetensors",
+        help=f"model.safetensors (default {TRAIN_DIR / 'model.safetensors'}, what train writes)",
+    )  # fmt: skip
     sample.add_argument(
         "--skeleton",
         type=Path,
@@ -78,7 +83,7 @@ def _train(args: argparse.Namespace) -> None:
     poses, speech = training_clips(
         utterances, cfg.clip_frames, cfg.clip_hop, cfg.joints, mirror=cfg.mirror
     )
-    out = args.out or Path("runs/diffmotion/train")
+    out = args.out or TRAIN_DIR
     result = train(cfg, poses, speech, seed=args.seed, device=device, out_dir=out, progress=True)
     print(f"final loss {result.losses[-1]:.4f}; checkpoint: {result.checkpoint}")
 

@@ -124,7 +124,9 @@ def load_model(
     """A model and its config from a checkpoint written by :func:`save_model`."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+        raise FileNotFoundError(
+            f"checkpoint not found: {path} (train one with `diffmotion train`, or pass --checkpoint)"
+        )
     state, raw = load_checkpoint(path)
     if not raw:
         raise ValueError(

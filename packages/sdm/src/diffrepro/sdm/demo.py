@@ -34,6 +34,7 @@ from diffrepro.sdm.perceptual import PerceptualLoss
 from diffrepro.sdm.train import train
 
 EVAL_CROPS, QUICK_EVAL_CROPS = 256, 8
+CACHE_VERSION = 2  # bump when training code changes what a config trains
 FIGURE_EXAMPLES = 4
 
 
@@ -50,7 +51,7 @@ def quick_config() -> SDMConfig:
 def cached_weights(cfg: SDMConfig, seed: int) -> Path:
     """Where the demo caches the generator it trained for ``cfg`` and ``seed``."""
     key = hashlib.sha256(
-        json.dumps([config_to_dict(cfg), seed], sort_keys=True).encode()
+        json.dumps([config_to_dict(cfg), seed, CACHE_VERSION], sort_keys=True).encode()
     ).hexdigest()[:16]
     return cache_dir() / f"{key}.safetensors"
 
@@ -85,7 +86,7 @@ def evaluate(
 ) -> tuple[dict[str, dict[str, float]], dict[int, list]]:
     """Scores for T = 1, 2 and the preset's T, with the steps of every run."""
     features = PerceptualLoss(cfg.train.resnet50_weights or None).to(image.device)
-    pooled = lambda x: features.features(x)[-1].mean(dim=(2, 3))  # noqa: E731
+    pooled = lambda x: features.features(x)[-1].mean(dim=(2, 3))  # noqa: E731  (deepest stage)
     real_features = pooled(image)
     scores, runs = {}, {}
     for steps in sorted({1, 2, cfg.decode.steps}):

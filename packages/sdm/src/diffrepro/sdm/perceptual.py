@@ -2,9 +2,9 @@
 
 φ = the four stages of an ImageNet ResNet-50 written here with torchvision's module and key
 names, so ``torchvision.models.resnet50(weights=...).state_dict()`` saved to a local file loads
-directly (nothing is downloaded). Without a weights file a documented substitute is used: a
-frozen, randomly initialised three-stage conv pyramid (fixed seed); random features still
-compare local structure at several scales, but they are not the paper's semantic features.
+directly (nothing is downloaded). Without a weights file a documented substitute is used: the
+pixels plus a frozen, randomly initialised three-stage conv pyramid (fixed seed); it compares
+colour and local structure at several scales, but not the paper's semantic features.
 """
 
 from __future__ import annotations
@@ -80,7 +80,9 @@ class ResNet50(nn.Module):
 
 
 class RandomFeatures(nn.Module):
-    """The substitute φ: three frozen random conv stages (3×3, stride 2, ReLU), seed 0."""
+    """The substitute φ: the (normalised) pixels, then three frozen random conv stages
+    (3×3, stride 2, ReLU, seed 0). The pixel level pins per-pixel colour, which random features
+    alone leave loosely constrained."""
 
     def __init__(self, widths: tuple[int, ...] = (32, 64, 128)) -> None:
         super().__init__()
@@ -99,7 +101,7 @@ class RandomFeatures(nn.Module):
         self.convs = nn.ModuleList(convs)
 
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        stages = []
+        stages = [x]
         for conv in self.convs:
             x = F.relu(conv(x))
             stages.append(x)

@@ -128,13 +128,17 @@ def _preset(size: int, frames: int, unet: UNetConfig, **sections) -> VIDMConfig:
 
 PRESETS: dict[str, VIDMConfig] = {
     # The released CLEVRER setting: 128 px, 128-frame clips, 1000 steps, 100-step generation.
-    "paper": VIDMConfig(data=DataConfig(root="data/CLEVRER/train")),
+    # Real video needs your flow network (e.g. an exported SPyNet): --set flow.network=PATH.
+    "paper": VIDMConfig(
+        data=DataConfig(root="data/CLEVRER/train"),
+        flow=FlowConfig(training="torchscript", generation="torchscript"),
+    ),
     # The CPU-scale reproduction: 16 px, 8-frame sprite clips, a few hundred steps per generator.
     "demo": _preset(
         16,
         8,
         _small_unet(16, 16, (1, 2), (8,), 8),
-        diffusion=DiffusionConfig(respacing="10"),
+        diffusion=DiffusionConfig(respacing="10", sampling_variance="fixed_small"),
         train=TrainConfig(
             steps=600, batch_size=16, lr=2e-3, ema_decay=0.99, log_every=20, checkpoint_every=300
         ),
@@ -157,4 +161,3 @@ PRESETS: dict[str, VIDMConfig] = {
 
 def preset(name: str) -> VIDMConfig:
     return select_preset(PRESETS, name)
-

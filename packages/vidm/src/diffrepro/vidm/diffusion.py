@@ -7,7 +7,9 @@
   detached, so it trains only the variance channels. t is uniform over the T steps.
 - Sampling: ancestral DDPM over a respaced chain (guided-diffusion strings: the official
   generation used "ddim100" = every 10th step, which despite its name is ancestral, not DDIM),
-  the model receiving the original step indices, x0 clipped to [-1, 1].
+  the model receiving the original step indices, x0 clipped to [-1, 1]. The reverse variance is
+  the learned range (official); ``sampling_variance="fixed_small"`` ignores the variance head,
+  for briefly trained models whose head has not converged (the CPU demo).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from diffrepro.core.samplers import per_sample_noise, sample_ddpm
 from diffrepro.core.schedules import Schedule, space_timesteps
 
 Model = Callable[[Tensor, Tensor], Tensor]
+SAMPLING_VARIANCES = ("learned_range", "fixed_small", "fixed_large")
 Generators = torch.Generator | Sequence[torch.Generator] | None
 
 
@@ -34,7 +37,15 @@ class DiffusionConfig:
     p2_k: float = 1.0
     vb_scale: float = 1.0
     respacing: str = "ddim100"
+    sampling_variance: str = "learned_range"
     clip_x0: bool = True
+
+    def __post_init__(self) -> None:
+        if self.sampling_variance not in SAMPLING_VARIANCES:
+            raise ValueError(
+                f"unknown sampling_variance {self.sampling_variance!r}; "
+                f"expected one of {', '.join(SAMPLING_VARIANCES)}"
+            )
 
 
 def make_schedule(cfg: DiffusionConfig) -> Schedule:
@@ -96,12 +107,19 @@ def sample(
     cfg: DiffusionConfig,
     generators: Generators = None,
 ) -> Tensor:
-    """Ancestral sampling with the learned-range variance from ``x_t`` down to x_0."""
+    """Ancestral sampling from ``x_t`` down to x_0 with ``cfg.sampling_variance``."""
+    variance = cfg.sampling_variance
+    if variance != "learned_range":
+        learned = model
+
+        def model(x: Tensor, t: Tensor) -> Tensor:
+            return learned(x, t)[:, : x.shape[1]]
+
     return sample_ddpm(
         model,
         x_t,
         schedule,
-        variance="learned_range",
+        variance=variance,
         clip_x0=1.0 if cfg.clip_x0 else None,
         generator=generators,
     )

@@ -11,7 +11,8 @@ A flow source is any callable ``source(first, later) -> flow`` with images in [-
 - :class:`BlockMatchingFlow`: a parameter-free integer block matcher, the default when no flow
   network is given (adequate for the sprite videos; real videos want a real network);
 - :class:`TorchScriptFlow`: a user-supplied flow network (e.g. an exported SPyNet / RAFT) loaded
-  from a local TorchScript file, with an optional input-range conversion;
+  from a local TorchScript file (``.pt``) or a ``torch.export`` program (``.pt2``), with an
+  optional input-range conversion;
 - ground-truth flow is not a callable: the synthetic dataset returns it with every clip, and
   training uses it directly (``motion.flow_source = "ground_truth"``).
 """
@@ -92,14 +93,26 @@ class TorchScriptFlow:
             raise FileNotFoundError(f"flow network not found: {path}")
         if input_range not in ("01", "11"):
             raise ValueError(f"input_range must be '01' or '11', got {input_range!r}")
-        self.net = torch.jit.load(str(path), map_location="cpu").eval()
-        self.input_range = input_range
+        try:
+            if path.suffix == ".pt2":
+                self.net = torch.export.load(str(path)).module()
+            else:
+                self.net = torch.jit.load(str(path), map_location="cpu").eval()
+        except RuntimeError as err:
+            raise ValueError(f"cannot load {path} as a flow network: {err}") from None
+        self.input_range, self.path = input_range, path
 
     @torch.no_grad()
     def __call__(self, first: Tensor, later: Tensor) -> Tensor:
         if self.input_range == "01":
             first, later = (first + 1) / 2, (later + 1) / 2
-        flow = self.net.to(first.device)(first, later)
+        try:
+            flow = self.net.to(first.device)(first, later)
+        except RuntimeError as err:
+            first_line = str(err).strip().splitlines()[0]
+            raise ValueError(
+                f"flow network {self.path} failed on (first, later): {first_line}"
+            ) from None
         if flow.shape != (first.shape[0], 2, *first.shape[-2:]):
             raise ValueError(
                 f"flow network returned shape {tuple(flow.shape)}, expected (B, 2, H, W)"
@@ -113,6 +126,8 @@ def make_flow_source(name: str, *, radius: int = 8, path: str | None = None) -> 
         return BlockMatchingFlow(radius=radius)
     if name == "torchscript":
         if not path:
-            raise ValueError("flow source 'torchscript' needs flow_network=<path to a .pt file>")
+            raise ValueError(
+                "flow source 'torchscript' needs flow.network=<path to a TorchScript flow network>"
+            )
         return TorchScriptFlow(path)
     raise ValueError(f"unknown flow source {name!r}; expected 'block_matching' or 'torchscript'")

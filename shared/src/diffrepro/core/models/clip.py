@@ -207,12 +207,14 @@ class CLIPTextModel(nn.Module):
         dtype: torch.dtype | None = torch.float32,
         variant: str | None = None,
     ) -> CLIPTextModel:
-        """Load a ``CLIPTextModel`` (v4 or v5 keys) or the text half of a ``CLIPModel`` folder."""
+        """Load a ``CLIPTextModel`` (v4 or v5 keys), a ``CLIPTextModelWithProjection`` (its projection
+        is not used) or the text half of a ``CLIPModel`` folder."""
         raw = read_config(folder)
         raw = raw.get("text_config", raw)
         config = config_from_dict(CLIPTextConfig, raw, source=f"{folder}/config.json")
         state, source = read_weights(folder, _WEIGHT_STEMS, variant=variant)
-        state = {k: v for k, v in state.items() if not k.endswith("position_ids")}
+        unused = ("position_ids", "text_projection.weight")  # a buffer; CLIPTextModelWithProjection
+        state = {k: v for k, v in state.items() if not k.endswith(unused)}
         if any(k.startswith("vision_model.") for k in state):  # a full CLIPModel
             state = {k: v for k, v in state.items() if k.startswith("text_model.")}
         state = strip_prefix(state, "text_model.")

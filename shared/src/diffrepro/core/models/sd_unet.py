@@ -7,6 +7,8 @@ int or one value per level), ``use_linear_projection`` (SD 2.x), ``upcast_attent
 ``cross_attention_dim`` and ``layers_per_block`` / ``transformer_layers_per_block`` as an int or
 per level, ``only_cross_attention``. Features outside SD 1.x/2.x (class or added embeddings,
 SDXL's nested layer counts, scale-shift resnets, ...) are refused when a config sets them.
+``mid_block_only_cross_attention`` is accepted and ignored, as diffusers ignores it for
+``UNetMidBlock2DCrossAttn``.
 """
 
 from __future__ import annotations
@@ -95,7 +97,6 @@ class UNet2DConditionConfig:
         "attention_type": "default",
         "cross_attention_norm": None,
         "reverse_transformer_layers_per_block": None,
-        "mid_block_only_cross_attention": None,
     }
 
     def __post_init__(self) -> None:
