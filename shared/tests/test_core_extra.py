@@ -133,7 +133,9 @@ def test_triton_group_norm_silu_non_contiguous_input():
 
 def _official_state_shapes():
     """``official_state_shapes`` of test_unet.py (an independent guided-diffusion key generator)."""
-    spec = importlib.util.spec_from_file_location("_adm_keys", Path(__file__).with_name("test_unet.py"))
+    spec = importlib.util.spec_from_file_location(
+        "_adm_keys", Path(__file__).with_name("test_unet.py")
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.official_state_shapes

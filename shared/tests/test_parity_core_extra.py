@@ -2,6 +2,9 @@
 tests do not use: more SD UNet / VAE / CLIP layouts at odd sizes (1e-5 in fp32), the tokenizer on
 tricky strings, beta schedules, and whole DDIM / DDPM sampling loops."""
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -15,7 +18,7 @@ import transformers  # noqa: E402
 from diffrepro.core.models.autoencoder_kl import AutoencoderKL  # noqa: E402
 from diffrepro.core.models.clip import CLIPTextModel, CLIPVisionModel  # noqa: E402
 from diffrepro.core.models.sd_unet import UNet2DConditionModel  # noqa: E402
-from diffrepro.core.samplers import sample_ddim, sample_ddpm  # noqa: E402
+from diffrepro.core.samplers import invert_ddim, sample_ddim, sample_ddpm  # noqa: E402
 from diffrepro.core.schedules import (  # noqa: E402
     Schedule,
     cosine_betas,
@@ -149,7 +152,9 @@ def test_vae_more_layouts_at_odd_sizes(tmp_path, name):
 def test_text_encoder_more_configs(tmp_path, config, with_projection):
     torch.manual_seed(0)
     config = transformers.CLIPTextConfig(**config)
-    cls = transformers.CLIPTextModelWithProjection if with_projection else transformers.CLIPTextModel
+    cls = (
+        transformers.CLIPTextModelWithProjection if with_projection else transformers.CLIPTextModel
+    )
     theirs = cls(config).eval()
     theirs.save_pretrained(tmp_path)
     ours = CLIPTextModel.from_pretrained(tmp_path)
@@ -307,3 +312,63 @@ def test_ddpm_loop_matches(beta_schedule, train_steps, steps, spacing, variance,
         generator=torch.Generator().manual_seed(1),
     )  # fmt: skip
     assert _relative_error(got, expected) < 2e-5
+
+
+@pytest.mark.parametrize(
+    "beta_schedule, steps, spacing, offset, alpha_one, prediction",
+    [
+        ("scaled_linear", 8, "trailing", 0, False, "v_prediction"),
+        ("squaredcos_cap_v2", 20, "leading", 0, True, "epsilon"),
+        ("linear", 13, "leading", 1, False, "sample"),  # x0 from alpha-bar 1 would be 0/0
+    ],
+)  # fmt: skip
+def test_ddim_inversion_loop_matches(beta_schedule, steps, spacing, offset, alpha_one, prediction):
+    ref = diffusers.DDIMInverseScheduler(
+        beta_schedule=beta_schedule, timestep_spacing=spacing, steps_offset=offset,
+        set_alpha_to_one=alpha_one, prediction_type=prediction, clip_sample=False,
+    )  # fmt: skip
+    ref.set_timesteps(steps)
+    sched = Schedule.from_alphas_cumprod(ref.alphas_cumprod)
+    model, x = toy_model(), torch.randn(2, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    expected = x
+    for t in ref.timesteps:
+        expected = ref.step(model(expected, t), t, expected).prev_sample
+    got = invert_ddim(
+        model, x, sched, timesteps=spaced_timesteps(1000, steps, spacing, offset),
+        final_alpha_cumprod=1.0 if alpha_one else sched.alphas_cumprod[0],
+        prediction=PREDICTIONS[prediction],
+    )  # fmt: skip
+    assert _relative_error(got, expected) < 1e-5
+
+
+def _build_pipeline():
+    """``build_pipeline`` of test_parity_sd_pipeline.py (a tiny saved SD folder)."""
+    path = Path(__file__).with_name("test_parity_sd_pipeline.py")
+    spec = importlib.util.spec_from_file_location("_sd_pipeline_parity", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.build_pipeline
+
+
+def test_pipeline_default_non_square_size_eta_and_negative_prompts(tmp_path):
+    from diffrepro.core.models.stable_diffusion import StableDiffusion
+
+    pipe = _build_pipeline()(tmp_path, {"steps_offset": 1, "clip_sample": False})
+    pipe.unet.register_to_config(sample_size=[8, 12])  # (height, width) in latent cells
+    pipe.save_pretrained(tmp_path / "sd")
+    pipe = diffusers.StableDiffusionPipeline.from_pretrained(tmp_path / "sd").to("cpu")
+    pipe.set_progress_bar_config(disable=True)
+    ours = StableDiffusion.load(tmp_path / "sd")
+    prompts, negatives = ["a photo of a cat", "a red dog"], ["dog", "a photo"]
+    kwargs = dict(num_inference_steps=7, guidance_scale=3.0, eta=0.5)
+    with torch.no_grad():
+        expected = pipe(
+            prompts, negative_prompt=negatives, output_type="latent",
+            generator=torch.Generator().manual_seed(4), **kwargs,
+        ).images  # fmt: skip
+        got = ours.sample(
+            prompts, negative_prompt=negatives, num_steps=7, guidance_scale=3.0, eta=0.5,
+            generator=torch.Generator().manual_seed(4),
+        )  # fmt: skip
+    assert got.shape == expected.shape == (2, 4, 8, 12)
+    torch.testing.assert_close(got, expected, **TOL)

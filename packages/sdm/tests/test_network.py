@@ -57,7 +57,7 @@ def test_modulated_conv_equals_convolving_with_per_sample_weights():
     scales = conv.affine(style)
     outputs = []
     for b in range(3):
-        weight = conv.weight * conv.scale * scales[b][None, :, None, None]
+        weight = conv.weight * scales[b][None, :, None, None]
         weight = weight / weight.square().sum(dim=(1, 2, 3), keepdim=True).add(1e-8).sqrt()
         outputs.append(F.conv2d(x[b : b + 1], weight, conv.bias, padding=1))
     assert torch.allclose(conv(x, style), torch.cat(outputs), atol=1e-5)

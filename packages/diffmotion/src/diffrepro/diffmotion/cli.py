@@ -70,16 +70,18 @@ def _train(args: argparse.Namespace) -> None:
     from .config import PRESETS
     from .data import folder_utterances, synthetic_utterances, training_clips
     from .speech import espeak_available
+    from .threads import single_threaded_on_cpu
     from .train import train
 
     cfg = apply_overrides(select_preset(PRESETS, args.preset), args.overrides)
     device = resolve_device(args.device)
-    if args.data is not None:
-        utterances = folder_utterances(args.data, cfg.joints, cfg.fps)
-    else:
-        utterances = synthetic_utterances(
-            args.utterances, args.seed, cfg.joints, use_espeak=espeak_available(), fps=cfg.fps
-        )
+    with single_threaded_on_cpu("cpu"):  # feature extraction: small torch operations
+        if args.data is not None:
+            utterances = folder_utterances(args.data, cfg.joints, cfg.fps)
+        else:
+            utterances = synthetic_utterances(
+                args.utterances, args.seed, cfg.joints, use_espeak=espeak_available(), fps=cfg.fps
+            )
     poses, speech = training_clips(
         utterances, cfg.clip_frames, cfg.clip_hop, cfg.joints, mirror=cfg.mirror
     )

@@ -35,6 +35,7 @@ from .poses import poses_to_motion
 from .render import line_plot_png, stick_figure_gif
 from .skeleton import upper_body_skeleton
 from .speech import espeak_available
+from .threads import single_threaded_on_cpu
 from .train import CHECKPOINT_NAME, load_model, train
 
 FALLBACK_NOTE = (
@@ -94,7 +95,13 @@ def _trained_model(
 
 
 def demo(out_dir: Path, *, device: str = "cpu", seed: int = 0, quick: bool = False) -> DemoResult:
-    """Run the CPU-scale reproduction and write report.md, metrics.json, a GIF, a PNG and BVHs."""
+    """Run the CPU-scale reproduction and write report.md, metrics.json, a GIF, a PNG and BVHs
+    (single-threaded on CPU, see :mod:`.threads`)."""
+    with single_threaded_on_cpu(resolve_device(device)):
+        return _demo(Path(out_dir), device, seed, quick)
+
+
+def _demo(out_dir: Path, device: str, seed: int, quick: bool) -> DemoResult:
     start = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

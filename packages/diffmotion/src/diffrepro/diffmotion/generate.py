@@ -23,6 +23,7 @@ from diffrepro.core.schedules import Schedule, space_timesteps
 
 from .config import ALIGNMENTS, REDUCTIONS, SamplingConfig
 from .model import DiffMotion
+from .threads import single_threaded_on_cpu
 from .windows import pose_window
 
 DEFAULT_SAMPLING = SamplingConfig()
@@ -58,7 +59,6 @@ def _check(cfg: SamplingConfig) -> None:
         raise ValueError("reduce='none' emits one sample per frame: set samples_per_frame=1")
 
 
-@torch.no_grad()
 def generate(
     model: DiffMotion,
     speech: Tensor,
@@ -67,8 +67,20 @@ def generate(
     generator: torch.Generator | None = None,
     progress: bool = False,
 ) -> Tensor:
-    """Standardised poses ``(B, F, D)`` for standardised speech features ``speech (B, F, A)``."""
+    """Standardised poses ``(B, F, D)`` for standardised speech features ``speech (B, F, A)``
+    (single-threaded on CPU, see :mod:`.threads`)."""
     _check(cfg)
+    with single_threaded_on_cpu(speech.device), torch.no_grad():
+        return _generate(model, speech, cfg, generator, progress)
+
+
+def _generate(
+    model: DiffMotion,
+    speech: Tensor,
+    cfg: SamplingConfig,
+    generator: torch.Generator | None,
+    progress: bool,
+) -> Tensor:
     was_training = model.training
     model.eval()
     m = model.cfg

@@ -21,6 +21,7 @@ from diffrepro.core.config import config_from_dict, save_config
 from .config import DiffMotionConfig
 from .model import DiffMotion
 from .poses import Standardizer
+from .threads import single_threaded_on_cpu
 from .windows import condition_windows, data_dropout
 
 CHECKPOINT_NAME = "model.safetensors"
@@ -61,7 +62,13 @@ def train(
     progress: bool = False,
     on_step: Callable[[int, float], None] | None = None,
 ) -> TrainResult:
-    """Train on clips ``poses (N, clip, D)`` / ``speech (N, clip, A)`` (raw, unstandardised)."""
+    """Train on clips ``poses (N, clip, D)`` / ``speech (N, clip, A)`` (raw, unstandardised);
+    single-threaded on CPU (see :mod:`.threads`)."""
+    with single_threaded_on_cpu(device):
+        return _train(cfg, poses, speech, seed, device, out_dir, progress, on_step)
+
+
+def _train(cfg, poses, speech, seed, device, out_dir, progress, on_step) -> TrainResult:
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     pose_stats, speech_stats = fit_statistics(poses, speech)
@@ -125,7 +132,7 @@ def load_model(
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
-            f"checkpoint not found: {path} (train one with `diffmotion train`, or pass --checkpoint)"
+            f"checkpoint not found: {path} (train one with `diffmotion train` or pass --checkpoint)"
         )
     state, raw = load_checkpoint(path)
     if not raw:

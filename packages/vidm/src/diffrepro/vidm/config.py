@@ -140,7 +140,7 @@ PRESETS: dict[str, VIDMConfig] = {
         _small_unet(16, 16, (1, 2), (8,), 8),
         diffusion=DiffusionConfig(respacing="10", sampling_variance="fixed_small"),
         train=TrainConfig(
-            steps=600, batch_size=16, lr=2e-3, ema_decay=0.99, log_every=20, checkpoint_every=300
+            steps=500, batch_size=16, lr=2e-3, ema_decay=0.99, log_every=20, checkpoint_every=300
         ),
         generation=GenerationConfig(frames=8, num_videos=8),
     ),

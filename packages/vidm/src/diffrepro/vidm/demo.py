@@ -62,8 +62,19 @@ def cache_dir(cfg: VIDMConfig, seed: int) -> Path:
 def run_demo(
     out_dir: Path, *, device: str = "cpu", seed: int = 0, quick: bool = False
 ) -> DemoResult:
+    """Run the demo; on the CPU single-threaded (the networks are too small to gain from more
+    threads, and on a shared machine extra threads mostly wait for each other)."""
+    threads = torch.get_num_threads()
+    if resolve_device(device).type == "cpu":
+        torch.set_num_threads(1)
+    try:
+        return _run(Path(out_dir), device=device, seed=seed, quick=quick)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(out_dir: Path, *, device: str, seed: int, quick: bool) -> DemoResult:
     start = time.perf_counter()
-    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     torch_device = resolve_device(device)
     cfg = demo_config(quick)

@@ -11,8 +11,7 @@ A flow source is any callable ``source(first, later) -> flow`` with images in [-
 - :class:`BlockMatchingFlow`: a parameter-free integer block matcher, the default when no flow
   network is given (adequate for the sprite videos; real videos want a real network);
 - :class:`TorchScriptFlow`: a user-supplied flow network (e.g. an exported SPyNet / RAFT) loaded
-  from a local TorchScript file (``.pt``) or a ``torch.export`` program (``.pt2``), with an
-  optional input-range conversion;
+  from a local TorchScript file, with an optional input-range conversion;
 - ground-truth flow is not a callable: the synthetic dataset returns it with every clip, and
   training uses it directly (``motion.flow_source = "ground_truth"``).
 """
@@ -94,10 +93,7 @@ class TorchScriptFlow:
         if input_range not in ("01", "11"):
             raise ValueError(f"input_range must be '01' or '11', got {input_range!r}")
         try:
-            if path.suffix == ".pt2":
-                self.net = torch.export.load(str(path)).module()
-            else:
-                self.net = torch.jit.load(str(path), map_location="cpu").eval()
+            self.net = torch.jit.load(str(path), map_location="cpu").eval()
         except RuntimeError as err:
             raise ValueError(f"cannot load {path} as a flow network: {err}") from None
         self.input_range, self.path = input_range, path

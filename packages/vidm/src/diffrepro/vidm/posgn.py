@@ -48,18 +48,9 @@ def step_frame_coords(
 
 def spatial_coords(height: int, width: int, device: torch.device) -> Tensor:
     """(H * W, 2) grid of (h~, w~) in [-1, 1] (a single row/column sits at -1)."""
-    hs = (
-        torch.linspace(-1.0, 1.0, height, device=device)
-        if height > 1
-        else torch.full((1,), -1.0, device=device)
-    )
-    ws = (
-        torch.linspace(-1.0, 1.0, width, device=device)
-        if width > 1
-        else torch.full((1,), -1.0, device=device)
-    )
-    grid = torch.stack(torch.meshgrid(hs, ws, indexing="ij"), dim=-1)
-    return grid.reshape(-1, 2)
+    hs = torch.linspace(-1.0, 1.0, height, device=device)
+    ws = torch.linspace(-1.0, 1.0, width, device=device)
+    return torch.stack(torch.meshgrid(hs, ws, indexing="ij"), dim=-1).reshape(-1, 2)
 
 
 class PosGN(nn.Module):

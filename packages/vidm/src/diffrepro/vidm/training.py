@@ -8,6 +8,7 @@ network of the latest checkpoint and the config it was trained with.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -63,7 +64,7 @@ def generation_flow_source(cfg: VIDMConfig) -> FlowSource:
     )
 
 
-def stage_loss(cfg: VIDMConfig, stage: str):
+def stage_loss(cfg: VIDMConfig, stage: str) -> Callable[..., Tensor]:
     """``loss_fn(model, batch, generator=None) -> scalar`` for the shared training loop (a
     seeded ``generator`` fixes the frame indices, flips, steps and noise, e.g. for evaluation)."""
     _check_stage(stage)

@@ -207,8 +207,8 @@ class CLIPTextModel(nn.Module):
         dtype: torch.dtype | None = torch.float32,
         variant: str | None = None,
     ) -> CLIPTextModel:
-        """Load a ``CLIPTextModel`` (v4 or v5 keys), a ``CLIPTextModelWithProjection`` (its projection
-        is not used) or the text half of a ``CLIPModel`` folder."""
+        """Load a ``CLIPTextModel`` (v4 or v5 keys), a ``CLIPTextModelWithProjection`` (the
+        projection is unused) or the text half of a ``CLIPModel`` folder."""
         raw = read_config(folder)
         raw = raw.get("text_config", raw)
         config = config_from_dict(CLIPTextConfig, raw, source=f"{folder}/config.json")

@@ -263,8 +263,10 @@ class StableDiffusion:
         )
         uncond = self.encode_prompt(list(negatives))
         if latents is None:
-            size = self._default_size()
-            latents = self.initial_latents(len(prompts), height or size, width or size, generator)
+            default_height, default_width = self._default_size()
+            latents = self.initial_latents(
+                len(prompts), height or default_height, width or default_width, generator
+            )
         model = self.guided_denoiser(cond, uncond, guidance_scale)
         return sample_ddim(
             model,
@@ -315,10 +317,11 @@ class StableDiffusion:
             progress=progress,
         )
 
-    def _default_size(self) -> int:
+    def _default_size(self) -> tuple[int, int]:
+        """(height, width) in pixels from the UNet's ``sample_size`` (an int or (height, width))."""
         size = self.unet.config.sample_size or 64
-        size = size[0] if isinstance(size, tuple) else size
-        return size * self.vae.downscale_factor
+        height, width = size if isinstance(size, tuple) else (size, size)
+        return height * self.vae.downscale_factor, width * self.vae.downscale_factor
 
 
 def _check_model_index(folder: Path) -> None:
