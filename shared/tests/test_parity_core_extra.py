@@ -213,6 +213,23 @@ def test_tokenizer_tricky_strings(tmp_path):
         assert ours.encode(prompt) == theirs(prompt).input_ids, prompt
 
 
+def test_tokenizer_with_sd2_pad_token_splits_it_out_of_prompts(tmp_path):
+    """SD 2.x pads with "!", a special token: transformers matches it inside prompts too."""
+    import json
+
+    write_vocab_files(tmp_path, ["a", "photo", "of", "cat", "wow", "!!", "!?"])
+    (tmp_path / "special_tokens_map.json").write_text(json.dumps({"pad_token": "!"}))
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({"model_max_length": 77}))
+    ours = CLIPTokenizer.from_pretrained(tmp_path)
+    theirs = transformers.CLIPTokenizer.from_pretrained(tmp_path)
+    prompts = ["wow!!", "!a photo", "a ! cat", "cat!? wow!", "a photo of a cat"]
+    expected = theirs(
+        prompts, padding="max_length", max_length=77, truncation=True, return_tensors="pt"
+    )
+    assert theirs.pad_token_id == ours.pad_id
+    assert torch.equal(ours(prompts), expected.input_ids)
+
+
 OUR_BETAS = {
     "linear": lambda t, c: linear_betas(t, c.beta_start, c.beta_end),
     "scaled_linear": lambda t, c: scaled_linear_betas(t, c.beta_start, c.beta_end),

@@ -19,6 +19,7 @@ def test_network_maps_seven_channels_to_mean_and_bounded_sigma():
     mean, sigma = net(x, mask, mask, 1 - mask, torch.tensor([0.0, 0.5]))
     assert mean.shape == sigma.shape == (2, 3, 16, 16)
     assert bool(((sigma >= 0) & (sigma <= 1)).all())
+    assert torch.allclose(sigma, torch.full_like(sigma, 0.5))  # σ head starts at zero logits
     with pytest.raises(ValueError, match="16² images"):
         net(torch.randn(1, 3, 8, 8), *[torch.ones(1, 1, 8, 8)] * 3, torch.zeros(1))
 

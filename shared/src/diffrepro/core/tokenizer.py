@@ -56,7 +56,9 @@ class CLIPTokenizer:
         self._tok.pre_tokenizer = pre_tokenizers.Sequence(
             [split, pre_tokenizers.ByteLevel(add_prefix_space=False)]
         )
-        self._tok.add_special_tokens([AddedToken(t, special=True) for t in (BOS, EOS)])
+        # the pad token is special too (transformers splits SD 2.x's "!" out of the text)
+        specials = dict.fromkeys((BOS, EOS, pad_token))
+        self._tok.add_special_tokens([AddedToken(t, special=True) for t in specials])
         self.max_length = max_length
         self.bos_id = vocab[BOS]
         self.eos_id = vocab[EOS]

@@ -75,7 +75,6 @@ PRESETS: dict[str, SDMConfig] = {
             batch_size=12,
             lr=2e-3,
             adv_weight=0.1,  # toy scale: a GAN barely starts in 6 k images (documented)
-            nll_weight=1e-3,  # toy scale: σ learns slowly at 1e-4 (spec pitfall 4)
             ema_decay=0.99,
             log_every=20,
             checkpoint_every=100,

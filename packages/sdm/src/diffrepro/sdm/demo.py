@@ -34,7 +34,7 @@ from diffrepro.sdm.perceptual import PerceptualLoss
 from diffrepro.sdm.train import train
 
 EVAL_CROPS, QUICK_EVAL_CROPS = 256, 8
-CACHE_VERSION = 3  # bump when training code changes what a config trains
+CACHE_VERSION = 4  # bump when training code changes what a config trains
 FIGURE_EXAMPLES = 4
 
 

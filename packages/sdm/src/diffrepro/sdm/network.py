@@ -12,7 +12,9 @@ the schedule position (t-1)/T broadcast as a channel (and also embedded for the 
   pooled bottleneck features (MAT's co-modulation without the random z: here randomness enters
   only through the sampling step; documented choice).
 - Head: a modulated 1×1 conv without demodulation (StyleGAN2's ToRGB) to 6 channels: 3 mean
-  (unbounded; the decoding loop clamps to [-1, 1]) and 3 sigma = sigmoid(·) ∈ [0, 1].
+  (unbounded; the decoding loop clamps to [-1, 1]) and 3 sigma = sigmoid(·) ∈ [0, 1], its
+  weights zero-initialised so σ starts at ½ (random σ logits make the first likelihood values
+  explode and swamp the shared trunk).
 """
 
 from __future__ import annotations
@@ -97,6 +99,8 @@ class SDMNetwork(nn.Module):
             )
             self.dec_attn.append(uga(widths[i], resolutions[i]) or nn.Identity())
         self.to_out = ModulatedConv2d(widths[0], 6, 1, cfg.style_dim, demodulate=False)
+        with torch.no_grad():  # σ starts at sigmoid(0) = ½ everywhere: a tame initial likelihood
+            self.to_out.weight[3:].zero_()
 
     def forward(
         self,
