@@ -62,11 +62,13 @@ def test_triton_attention_unlisted_shapes_match_float64(case):
     g = torch.Generator().manual_seed(0)
 
     def tensor(n):
-        if strided:
-            return torch.randn(batch, n, heads, d + 2, generator=g)[..., 1 : d + 1].transpose(1, 2)
-        return torch.randn(batch, heads, n, d, generator=g)
+        if strided:  # cast before slicing: .to() of a non-dense view would make it contiguous
+            full = torch.randn(batch, n, heads, d + 2, generator=g).to(DEVICE, dtype)
+            return full[..., 1 : d + 1].transpose(1, 2).requires_grad_()
+        return torch.randn(batch, heads, n, d, generator=g).to(DEVICE, dtype).requires_grad_()
 
-    q, k, v = (tensor(n).to(DEVICE, dtype).requires_grad_() for n in (nq, nk, nk))
+    q, k, v = (tensor(n) for n in (nq, nk, nk))
+    assert q.is_contiguous() != strided
     bias = None
     if bias_shape is not None:
         bias = torch.randn(bias_shape, generator=g).to(DEVICE, dtype).requires_grad_()

@@ -147,3 +147,15 @@ def test_zero_module_and_clear_errors() -> None:
         ResBlock(6, 4, num_groups=4)
     with pytest.raises(ValueError, match="num_head_channels"):
         AttentionBlock(8, num_head_channels=3, num_groups=2)
+
+
+def test_group_norm32_keeps_float64_and_upcasts_half() -> None:
+    from diffrepro.core.nn import GroupNorm32
+
+    norm = GroupNorm32(2, 4).double()
+    x = torch.randn(2, 4, 3, 3, dtype=torch.float64)
+    expected = torch.nn.functional.group_norm(x, 2, norm.weight, norm.bias, norm.eps)
+    assert norm(x).dtype == torch.float64
+    torch.testing.assert_close(norm(x), expected, rtol=0, atol=1e-12)
+    half = GroupNorm32(2, 4)(x.half())
+    assert half.dtype == torch.float16

@@ -255,8 +255,8 @@ def _write_report(
         "single-seed, small-sample, and say nothing about the paper's FVD claims. At this scale "
         "the generators are far from converged (their variance heads too, hence the fixed "
         "variance at sampling), the generated frames are blurry, and they do not beat simply "
-        "repeating the first frame; the difference between the two PosGN variants is of the same "
-        "order as the sampling noise.",
+        "repeating the first frame. The difference between the two PosGN variants is a "
+        "single-seed figure that varies a lot between training runs.",
         "",
     ]
     path = out_dir / "report.md"

@@ -127,7 +127,7 @@ class MotionUNet(nn.Module):
                 f"motion UNet: first frame {tuple(first.shape)} and flow {tuple(flow.shape)} "
                 f"do not match the noisy frame {tuple(x.shape)}"
             )
-        self.unet._check_input(x, flow)
+        self.unet.check_input(x, flow)
         device = x.device
         coords = self.coords(
             torch.as_tensor(t, device=device).expand(x.shape[0]),

@@ -263,7 +263,7 @@ class UNetModel(nn.Module):
         attn_bias: AttentionBias | None = None,
     ) -> torch.Tensor:
         """The raw network output for noisy images ``x`` (B, C, H, W) at timesteps ``t`` (B,)."""
-        self._check_input(x, cond)
+        self.check_input(x, cond)
         emb = self.embed(t, y, batch=x.shape[0])
         h = x if cond is None else torch.cat([x, cond.to(x.dtype)], dim=1)
         h, skips = self.encode(h, emb, attn_bias)
@@ -327,7 +327,7 @@ class UNetModel(nn.Module):
             return torch.utils.checkpoint.checkpoint(block, h, emb, attn_bias, use_reentrant=False)
         return block(h, emb, attn_bias)
 
-    def _check_input(self, x: torch.Tensor, cond: torch.Tensor | None) -> None:
+    def check_input(self, x: torch.Tensor, cond: torch.Tensor | None) -> None:
         cfg = self.config
         if x.ndim != 4 or x.shape[1] != cfg.in_channels:
             raise ValueError(f"expected input (B, {cfg.in_channels}, H, W), got {tuple(x.shape)}")

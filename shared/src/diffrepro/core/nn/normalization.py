@@ -8,16 +8,20 @@ so the fused kernel is used wherever it is active.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from diffrepro.core.kernels import group_norm_silu
 
 
 class GroupNorm32(nn.GroupNorm):
-    """GroupNorm computed in float32, returned in the input's dtype."""
+    """GroupNorm computed in float32 (float64 stays float64), returned in the input's dtype."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x.float()).to(x.dtype)
+        dtype = torch.promote_types(x.dtype, torch.float32)
+        weight = None if self.weight is None else self.weight.to(dtype)
+        bias = None if self.bias is None else self.bias.to(dtype)
+        return F.group_norm(x.to(dtype), self.num_groups, weight, bias, self.eps).to(x.dtype)
 
 
 def normalization(channels: int, num_groups: int = 32, eps: float = 1e-5) -> GroupNorm32:
