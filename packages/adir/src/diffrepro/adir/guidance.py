@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from diffrepro.core.samplers import StepState, split_output, x0_eps_from_prediction
+from diffrepro.core.schedules import Schedule
 
 from .operators import LinearOperator, spectral_norm_sq
 
@@ -124,7 +125,12 @@ def adir_callback(
     return step
 
 
-def eps_at_index(model: Callable, schedule, prediction: str = "eps", variance: str = "fixed_small"):
+def eps_at_index(
+    model: Callable[[Tensor, Tensor], Tensor],
+    schedule: Schedule,
+    prediction: str = "eps",
+    variance: str = "fixed_small",
+) -> Callable[[Tensor, int], Tensor]:
     """``eps_model(x, index)`` for :func:`adir_callback` from a raw ``model(x, t)``."""
 
     def eps_model(x: Tensor, index: int) -> Tensor:

@@ -77,7 +77,7 @@ def _inpaint(args: argparse.Namespace) -> None:
     image = load_image(args.input)
     mask = load_mask(args.mask) if args.mask else None
     device = resolve_device(args.device)
-    generator, cfg = load_generator(args.checkpoint, args.preset, args.seed)
+    generator, cfg = load_generator(args.checkpoint, args.preset)
     cfg = apply_overrides(cfg, args.overrides)
     size = cfg.resolution
     for name, tensor in ((args.input, image), (args.mask, mask)):

@@ -56,6 +56,13 @@ def cached_weights(cfg: SDMConfig, seed: int) -> Path:
     return cache_dir() / f"{key}.safetensors"
 
 
+def cached_models(cfg: SDMConfig) -> list[Path]:
+    """Cached generators trained with ``cfg`` (any seed), newest first."""
+    wanted = config_to_dict(cfg)
+    found = sorted(cache_dir().glob("*.safetensors"), key=lambda p: p.stat().st_mtime, reverse=True)
+    return [path for path in found if load_checkpoint(path)[1] == wanted]
+
+
 def trained_generator(
     cfg: SDMConfig, out_dir: Path, device: torch.device, seed: int, *, use_cache: bool
 ) -> tuple[SDMNetwork, list[dict[str, float]], bool]:

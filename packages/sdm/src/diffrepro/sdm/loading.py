@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from diffrepro.core.checkpoints import load_checkpoint, load_state_dict
-from diffrepro.core.config import config_from_dict
+from diffrepro.core.config import config_from_dict, select_preset
 from diffrepro.sdm.config import PRESETS, SDMConfig
 from diffrepro.sdm.network import SDMNetwork
 
@@ -21,15 +21,16 @@ def generator_from_checkpoint(path: Path) -> tuple[SDMNetwork, SDMConfig]:
     return generator.eval(), cfg
 
 
-def load_generator(checkpoint: Path | None, preset: str, seed: int) -> tuple[SDMNetwork, SDMConfig]:
-    """``checkpoint`` if given, else the model ``sdm demo`` trained and cached for this preset."""
+def load_generator(checkpoint: Path | None, preset: str) -> tuple[SDMNetwork, SDMConfig]:
+    """``checkpoint`` if given, else the newest model ``sdm demo`` cached for ``preset``."""
     if checkpoint is not None:
         return generator_from_checkpoint(checkpoint)
-    from diffrepro.sdm.demo import cached_weights
+    from diffrepro.sdm.demo import cached_models
 
-    cached = cached_weights(PRESETS.get(preset, PRESETS["demo"]), seed)
-    if not cached.is_file():
+    cached = cached_models(select_preset(PRESETS, preset))
+    if not cached:
         raise FileNotFoundError(
-            "no --checkpoint given and no cached demo model: run `sdm demo` (or `sdm train`) first"
+            f"no --checkpoint given and no cached {preset!r} model: "
+            "run `sdm demo` or `sdm train` first"
         )
-    return generator_from_checkpoint(cached)
+    return generator_from_checkpoint(cached[0])
