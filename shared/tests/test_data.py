@@ -15,6 +15,8 @@ from diffrepro.core.data import (
     random_crop,
     sample_photos,
     save_grid,
+    save_image,
+    skimage_photo,
 )
 
 
@@ -69,6 +71,24 @@ def test_grid_roundtrip_png(tmp_path: Path) -> None:
     back = load_image(path)
     assert back.shape == grid.shape
     assert (back - grid).abs().max() <= 1 / 127.5 + 1e-6  # 8-bit quantisation only
+
+
+def test_save_image_roundtrip_png(tmp_path: Path) -> None:
+    image = torch.rand(3, 5, 7) * 2 - 1
+    back = load_image(save_image(image, tmp_path / "sub" / "one.png"))
+    assert back.shape == image.shape
+    assert (back - image).abs().max() <= 1 / 127.5 + 1e-6  # 8-bit quantisation only
+    grey = load_image(save_image(torch.full((1, 4, 4), 1.0), tmp_path / "grey.png"))
+    assert torch.equal(grey, torch.ones(3, 4, 4))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("skimage") is None, reason="needs the demo extra")
+def test_skimage_photo_by_file_name() -> None:
+    camera = skimage_photo("camera.png")  # a grey photo: three equal channels
+    assert camera.shape == (3, 512, 512) and torch.equal(camera[0], camera[2])
+    assert torch.equal(skimage_photo("astronaut.png"), sample_photos()[0])
+    with pytest.raises(FileNotFoundError, match="no image 'nope.png'"):
+        skimage_photo("nope.png")
 
 
 @pytest.mark.skipif(importlib.util.find_spec("skimage") is None, reason="needs the demo extra")

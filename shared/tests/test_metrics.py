@@ -11,6 +11,7 @@ from diffrepro.core.metrics import (
     gaussian_fit,
     psnr,
     ssim,
+    ssim_map,
 )
 
 
@@ -49,6 +50,19 @@ def test_ssim_identity_and_reference() -> None:
         )
         assert abs(float(ours[b]) - expected) < 1e-6
     assert float(ours.max()) < 0.95
+
+
+def test_ssim_map_is_local_and_averages_to_ssim() -> None:
+    gen = torch.Generator().manual_seed(1)
+    x = torch.rand(2, 3, 20, 24, generator=gen) * 2 - 1
+    y = x.clone()
+    y[..., 14:, 18:] = -y[..., 14:, 18:]  # change a corner only
+    local = ssim_map(x, y)
+    assert local.shape == (2, 3, 10, 14) and local.dtype == torch.float64
+    torch.testing.assert_close(local.flatten(1).mean(1).float(), ssim(x, y))
+    # windows at map column j cover pixel columns j … j + 10: those left of column 18 are exact
+    torch.testing.assert_close(local[..., :8], torch.ones_like(local[..., :8]))
+    assert float(local[..., -1, -1].max()) < 0.9
 
 
 def test_ssim_rejects_small_or_mismatched_images() -> None:

@@ -55,7 +55,7 @@ def checkpoint(tmp_path_factory):
         ["train", "--preset", "tiny", "--set", "steps=2", "--utterances", "2", "--out", str(out)]
     )
     assert code == 0
-    return out / "model.safetensors"
+    return out  # the run folder: sample reads its latest checkpoint
 
 
 def test_sample_writes_a_bvh_with_the_given_skeleton_and_the_audio_length(tmp_path, checkpoint):
@@ -94,6 +94,7 @@ def test_sample_writes_a_bvh_with_the_given_skeleton_and_the_audio_length(tmp_pa
 
 
 def test_bad_input_is_one_clear_error_line(tmp_path, checkpoint, capsys):
+    weights = checkpoint / "checkpoints" / "step_0000002" / "model.safetensors"
     code = main(
         [
             "sample",
@@ -102,7 +103,7 @@ def test_bad_input_is_one_clear_error_line(tmp_path, checkpoint, capsys):
             "--out",
             str(tmp_path / "x.bvh"),
             "--checkpoint",
-            str(checkpoint),
+            str(weights),
         ]
     )
     assert code == 2
@@ -119,7 +120,7 @@ def test_bad_input_is_one_clear_error_line(tmp_path, checkpoint, capsys):
             "--out",
             str(tmp_path / "x.bvh"),
             "--checkpoint",
-            str(checkpoint),
+            str(weights),
             "--reduce",
             "none",
             "--samples-per-frame",
@@ -127,3 +128,8 @@ def test_bad_input_is_one_clear_error_line(tmp_path, checkpoint, capsys):
         ]
     )
     assert code == 2
+    empty = tmp_path / "empty_run"
+    empty.mkdir()
+    code = main(["sample", "--audio", "a.wav", "--out", "x.bvh", "--checkpoint", str(empty)])
+    assert code == 2
+    assert "no training checkpoint in" in capsys.readouterr().err

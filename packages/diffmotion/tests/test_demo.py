@@ -13,7 +13,8 @@ def test_quick_demo_writes_report_metrics_and_figures(tmp_path):
         "config.json",
     ):
         assert (tmp_path / name).is_file(), name
-    assert list((tmp_path / "tensorboard").iterdir())
+    for logs in ("train", "demo"):
+        assert list((tmp_path / "tb" / logs).iterdir()), logs
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["diversity_ours"] > 0.0  # different noise gives different gestures
     assert "Paper vs ours" in result.report.read_text()

@@ -8,7 +8,7 @@ from diffrepro.diffmotion.config import PRESETS, ModelConfig, SamplingConfig
 from diffrepro.diffmotion.denoiser import EpsilonTheta
 from diffrepro.diffmotion.generate import generate
 from diffrepro.diffmotion.model import DiffMotion
-from diffrepro.diffmotion.train import build_model, fit_statistics, train
+from diffrepro.diffmotion.train import build_model, fit_statistics, load_model, train_model
 from diffrepro.diffmotion.windows import condition_windows, data_dropout
 
 TINY = PRESETS["tiny"]
@@ -153,7 +153,7 @@ def test_invalid_sampling_choices_are_clear():
         generate(model, speech, SamplingConfig(reduce="max"))
 
 
-def test_tiny_training_lowers_the_loss():
+def test_tiny_training_lowers_the_loss(tmp_path):
     rng = np.random.default_rng(0)
     speech = rng.normal(size=(16, TINY.clip_frames, 27)).astype(np.float32)
     poses = np.repeat(np.tanh(speech[..., :1]), 45, axis=2) + 0.05 * rng.normal(
@@ -173,7 +173,24 @@ def test_tiny_training_lowers_the_loss():
         with torch.no_grad():
             return model.eval().loss(cond, target, torch.Generator().manual_seed(123)).item()
 
-    torch.manual_seed(0)  # train() seeds the same way, so this is its initial model
+    torch.manual_seed(0)  # train_model() seeds the same way, so this is its initial model
     before = fixed_noise_loss(build_model(cfg, pose_stats, speech_stats))
-    after = fixed_noise_loss(train(cfg, poses, speech, seed=0).model)
+    after = fixed_noise_loss(train_model(cfg, poses, speech, tmp_path, seed=0)[0])
     assert after < 0.95 * before
+
+
+def test_killed_and_resumed_training_ends_with_the_same_weights(tmp_path):
+    rng = np.random.default_rng(1)
+    poses = rng.normal(size=(6, TINY.clip_frames, 45)).astype(np.float32)
+    speech = rng.normal(size=(6, TINY.clip_frames, 27)).astype(np.float32)
+    cfg = dataclasses.replace(TINY, steps=4, checkpoint_every=2, batch_size=4)
+    straight, _ = train_model(cfg, poses, speech, tmp_path / "straight")
+    train_model(dataclasses.replace(cfg, steps=2), poses, speech, tmp_path / "resumed")  # killed
+    resumed, result = train_model(cfg, poses, speech, tmp_path / "resumed")
+    assert result.step == 4 and len(result.losses) == 2  # only steps 3 and 4 ran again
+    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+    reloaded, saved_cfg = load_model(tmp_path / "resumed")
+    assert saved_cfg == cfg
+    for a, b in zip(resumed.state_dict().values(), reloaded.state_dict().values()):
+        assert torch.equal(a, b)

@@ -24,7 +24,7 @@ def test_tiny_training_lowers_the_loss_and_writes_a_checkpoint(tmp_path):
         cfg, train=dataclasses.replace(cfg.train, steps=40, checkpoint_every=20)
     )
     images = smooth_images(8, 16)
-    batches = lambda n, rng: images[rng.choice(8, size=n, replace=False)]  # noqa: E731
+    batches = lambda n, gen: images[torch.randperm(8, generator=gen)[:n]]  # noqa: E731
     result = train(cfg, batches, tmp_path, seed=0, progress=False)
     first = np.mean([h["pcp"] + h["nll"] * cfg.train.nll_weight for h in result.history[:5]])
     last = np.mean([h["pcp"] + h["nll"] * cfg.train.nll_weight for h in result.history[-5:]])

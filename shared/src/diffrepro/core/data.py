@@ -1,9 +1,9 @@
 """Images in and out: an image-folder dataset, crops, the photos inside scikit-image, grids.
 
-Images are float tensors (C, H, W) in [-1, 1] (the diffusion convention); ``to_pil``/``save_grid``
-map them back to 8-bit. Everything here uses Pillow and torch only; ``sample_photos`` reads the
-photo files shipped in the scikit-image wheel (install ``diffrepro-core[demo]``) without importing
-scikit-image or touching the network.
+Images are float tensors (C, H, W) in [-1, 1] (the diffusion convention); ``to_pil``, ``save_image``
+and ``save_grid`` map them back to 8-bit. Everything here uses Pillow and torch only;
+``sample_photos`` and ``skimage_photo`` read the photo files shipped in the scikit-image wheel
+(install ``diffrepro-core[demo]``) without importing scikit-image or touching the network.
 """
 
 from __future__ import annotations
@@ -132,11 +132,19 @@ def sample_photos(size: int | None = None) -> list[torch.Tensor] | torch.Tensor:
     ``size=None``: a list of (3, H, W) tensors at native resolution; otherwise a (N, 3, size, size)
     tensor of centre crops of the photos resized so their shorter side is ``size``.
     """
-    folder = _skimage_data_dir()
-    photos = [load_image(folder / name) for name in SKIMAGE_PHOTOS]
+    photos = [skimage_photo(name) for name in SKIMAGE_PHOTOS]
     if size is None:
         return photos
     return torch.stack([center_crop(resize_shorter(p, size), size) for p in photos])
+
+
+def skimage_photo(filename: str) -> torch.Tensor:
+    """One image file of scikit-image's data folder (e.g. ``"camera.png"``; grey images become
+    three equal channels) as a (3, H, W) tensor in [-1, 1]."""
+    path = _skimage_data_dir() / filename
+    if not path.is_file():
+        raise FileNotFoundError(f"scikit-image ships no image {filename!r} in {path.parent}")
+    return load_image(path)
 
 
 def _skimage_data_dir() -> Path:
@@ -164,6 +172,16 @@ def make_grid(
         top, left = padding + (i // nrow) * (h + padding), padding + (i % nrow) * (w + padding)
         grid[:, top : top + h, left : left + w] = image
     return grid
+
+
+def save_image(image: torch.Tensor, path: str | os.PathLike) -> Path:
+    """Save one (C, H, W) image in [-1, 1] (C = 1 or 3) as an 8-bit PNG (atomically)."""
+    from diffrepro.core.checkpoints import atomic_write
+
+    path = Path(path)
+    pil = to_pil(image)
+    atomic_write(path, lambda tmp: pil.save(tmp, format="PNG"))
+    return path
 
 
 def save_grid(

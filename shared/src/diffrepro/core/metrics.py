@@ -5,6 +5,7 @@
 - ``ssim`` is the standard definition of Wang et al. (2004): an 11-tap Gaussian window with
   σ = 1.5, K1 = 0.01, K2 = 0.03, statistics from the window without the sample-covariance
   correction, averaged over the valid positions (no padding) and the channels.
+  ``ssim_map`` is the local index before that average (e.g. to average over a region).
 - ``frechet_distance`` is ‖μ₁ − μ₂‖² + tr(Σ₁ + Σ₂ − 2 (Σ₁Σ₂)^½) in float64, computed through the
   symmetric form (Σ₁^½ Σ₂ Σ₁^½)^½, which has the same trace and is stable.
   ``feature_frechet_distance(a, b, extractor)`` fits Gaussians to ``extractor(images)``.
@@ -51,6 +52,22 @@ def ssim(
     k2: float = 0.03,
 ) -> torch.Tensor:
     """Structural similarity, one value per image (mean over channels and window positions)."""
+    index = ssim_map(x, y, data_range, window_size=window_size, sigma=sigma, k1=k1, k2=k2)
+    return index.flatten(1).mean(dim=1).float()
+
+
+def ssim_map(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    data_range: float = 2.0,
+    *,
+    window_size: int = 11,
+    sigma: float = 1.5,
+    k1: float = 0.01,
+    k2: float = 0.03,
+) -> torch.Tensor:
+    """The local SSIM index (float64, (B, C, H - w + 1, W - w + 1) for window size w) whose mean
+    is :func:`ssim`; position (i, j) is the window centred on pixel (i + w // 2, j + w // 2)."""
     x, y = _as_batch(x, y)
     if min(x.shape[-2:]) < window_size:
         raise ValueError(
@@ -73,7 +90,7 @@ def ssim(
     index = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / (
         (mu_x.square() + mu_y.square() + c1) * (var_x + var_y + c2)
     )
-    return index.flatten(1).mean(dim=1).float()
+    return index
 
 
 def frechet_distance(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 
 import numpy as np
@@ -17,13 +18,18 @@ def seed_everything(seed: int) -> torch.Generator:
 
 
 def resolve_device(name: str | None) -> torch.device:
-    """``"auto"``/``None`` → CUDA when available, else CPU; a clear error for a missing CUDA."""
+    """``"auto"``/``None`` → CUDA when available, else CPU; a clear error for a missing CUDA.
+
+    Under torchrun (``LOCAL_RANK`` set) a CUDA device without an index is this rank's GPU.
+    """
     if name in (None, "", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         device = torch.device(name)
     except RuntimeError as err:
         raise ValueError(f"unknown device {name!r} (use cpu, cuda or cuda:N)") from err
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {name!r} was asked for, but this machine has no CUDA GPU")
+    if device.type == "cuda" and device.index is None and "LOCAL_RANK" in os.environ:
+        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
     return device

@@ -35,8 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--audio", type=Path, required=True, help="speech WAV file")
     sample.add_argument("--out", type=Path, required=True, help="BVH file to write")
     sample.add_argument(
-        "--checkpoint", type=Path, default=TRAIN_DIR / "model.safetensors",
-        help=f"model.safetensors (default {TRAIN_DIR / 'model.safetensors'}, what train writes)",
+        "--checkpoint", type=Path, default=TRAIN_DIR,
+        help=f"a train run folder (its latest checkpoint; default {TRAIN_DIR}) or a "
+        "model.safetensors",
     )  # fmt: skip
     sample.add_argument(
         "--skeleton",
@@ -71,7 +72,7 @@ def _train(args: argparse.Namespace) -> None:
     from .data import folder_utterances, synthetic_utterances, training_clips
     from .speech import espeak_available
     from .threads import single_threaded_on_cpu
-    from .train import train
+    from .train import train_model
 
     cfg = apply_overrides(select_preset(PRESETS, args.preset), args.overrides)
     device = resolve_device(args.device)
@@ -86,8 +87,9 @@ def _train(args: argparse.Namespace) -> None:
         utterances, cfg.clip_frames, cfg.clip_hop, cfg.joints, mirror=cfg.mirror
     )
     out = args.out or TRAIN_DIR
-    result = train(cfg, poses, speech, seed=args.seed, device=device, out_dir=out, progress=True)
-    print(f"final loss {result.losses[-1]:.4f}; checkpoint: {result.checkpoint}")
+    _, result = train_model(cfg, poses, speech, out, seed=args.seed, device=device)
+    loss = f"final loss {result.losses[-1]:.4f}; " if result.losses else ""
+    print(f"{loss}step {result.step}; checkpoint: {result.checkpoint}")
 
 
 def _sample(args: argparse.Namespace) -> None:

@@ -69,6 +69,7 @@ class DiffMotionConfig:
     lr: float = 1.5e-3
     steps: int = 5300  # about 50 epochs of the 8428 Trinity training clips at batch 80
     log_every: int = 50
+    checkpoint_every: int = 500  # the core loop keeps the last two and resumes exactly
 
 
 PRESETS: dict[str, DiffMotionConfig] = {
@@ -81,6 +82,7 @@ PRESETS: dict[str, DiffMotionConfig] = {
         batch_size=16,
         lr=2e-3,
         steps=450,
+        checkpoint_every=150,
     ),
     "tiny": DiffMotionConfig(
         model=ModelConfig(

@@ -17,6 +17,7 @@ import torch
 from diffrepro.core.config import config_to_dict, save_config
 from diffrepro.core.report import DemoResult, Headline, markdown_table, write_metrics
 from diffrepro.core.repro import resolve_device, seed_everything
+from diffrepro.core.train import latest_checkpoint
 
 from .audio import write_wav
 from .bvh import write_bvh
@@ -36,7 +37,7 @@ from .render import line_plot_png, stick_figure_gif
 from .skeleton import upper_body_skeleton
 from .speech import espeak_available
 from .threads import single_threaded_on_cpu
-from .train import CHECKPOINT_NAME, load_model, train
+from .train import load_model, train_model
 
 FALLBACK_NOTE = (
     "espeakng-loader is not installed (pip install 'diffrepro-diffmotion[demo]'), so the speech is "
@@ -75,23 +76,26 @@ def _trained_model(
     device: torch.device,
     quick: bool,
 ):
+    """Train in the cache (a killed demo resumes there) or reuse a finished cached run; the
+    final weights are copied to ``out_dir/model.safetensors`` and the training logs to ``tb/``.
+    A resumed run's loss list covers only the steps run after resuming."""
     cfg = scale.config
-    cached = cache_dir() / key
-    if not quick and (cached / CHECKPOINT_NAME).is_file():
-        model, _ = load_model(cached / CHECKPOINT_NAME, device)
-        shutil.copy2(cached / CHECKPOINT_NAME, out_dir / CHECKPOINT_NAME)
-        return model, json.loads((cached / "losses.json").read_text()), True
-    poses, speech = training_clips(
-        utterances, cfg.clip_frames, cfg.clip_hop, cfg.joints, mirror=cfg.mirror
-    )
-    result = train(
-        cfg, poses, speech, seed=seed, device=device, out_dir=out_dir, progress=not quick
-    )
-    if not quick:
-        cached.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(out_dir / CHECKPOINT_NAME, cached / CHECKPOINT_NAME)
-        (cached / "losses.json").write_text(json.dumps(result.losses))
-    return result.model, result.losses, False
+    run = (out_dir / "train" if quick else cache_dir()) / key
+    losses_file = run / "losses.json"
+    cached = losses_file.is_file()
+    if cached:
+        model, _ = load_model(run, device)
+        losses = json.loads(losses_file.read_text())
+    else:
+        poses, speech = training_clips(
+            utterances, cfg.clip_frames, cfg.clip_hop, cfg.joints, mirror=cfg.mirror
+        )
+        model, result = train_model(cfg, poses, speech, run, seed=seed, device=device)
+        losses = result.losses
+        losses_file.write_text(json.dumps(losses))
+    shutil.copy2(latest_checkpoint(run) / "model.safetensors", out_dir / "model.safetensors")
+    shutil.copytree(run / "tb", out_dir / "tb" / "train", dirs_exist_ok=True)
+    return model, losses, cached
 
 
 def demo(out_dir: Path, *, device: str = "cpu", seed: int = 0, quick: bool = False) -> DemoResult:
@@ -233,7 +237,7 @@ def _figures(out_dir, first, losses, skeleton, cfg) -> None:
 def _tensorboard(out_dir: Path, metrics: dict) -> None:
     from torch.utils.tensorboard import SummaryWriter
 
-    with SummaryWriter(str(out_dir / "tensorboard")) as writer:
+    with SummaryWriter(str(out_dir / "tb" / "demo")) as writer:
         for key, value in metrics.items():
             if isinstance(value, float):
                 writer.add_scalar(f"demo/{key}", value)
@@ -316,7 +320,7 @@ def _report(out_dir, metrics, headline, cfg, quick, use_espeak) -> Path:
         "- `speech_and_motion.png`: speech energy, hand speed (truth, one sample, median of "
         "samples), training loss.",
         "- `*_truth.bvh`, `*_ours.bvh`, `*.wav`: the clips and their speech; `model.safetensors` "
-        "(use it with `diffmotion sample`), `config.json`, `tensorboard/`.", "",
+        "(use it with `diffmotion sample`), `config.json`, `tb/` (training, demo metrics).", "",
         "![speech and motion](speech_and_motion.png)", "", "![gestures](gestures.gif)", "",
         "## All metrics", "", "```json", json.dumps(metrics, indent=2, sort_keys=True), "```", "",
     ]  # fmt: skip

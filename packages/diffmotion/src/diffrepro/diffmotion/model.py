@@ -66,3 +66,7 @@ class DiffMotion(nn.Module):
             lambda x, s: self.denoise(x, s, h), x0, t, self.schedule, noise=noise
         )
         return terms["loss"].mean()
+
+    def forward(self, cond: Tensor, target: Tensor) -> Tensor:
+        """The training :meth:`loss`; calling the module lets DDP synchronise its gradients."""
+        return self.loss(cond, target)

@@ -1,22 +1,27 @@
-"""Training: teacher-forced clips, previous-pose data dropout, Adam, a checkpoint with the
-config and the normalisation statistics.
+"""Training on the shared loop (:func:`diffrepro.core.train.train`) with DiffMotion's recipe.
 
-A small loop of its own rather than ``diffrepro.core.train``: each batch is a set of whole clips
-whose condition rows are rebuilt with fresh data dropout, and the official recipe (Adam, constant
-learning rate, no clipping, no EMA) needs none of the generic machinery.
+The data set holds every conditioning window of every clip (teacher forcing); the loss applies
+fresh previous-pose data dropout to each batch. The official recipe is Adam at a constant
+learning rate with no clipping and no EMA: the core's AdamW with ``weight_decay=0`` performs
+exactly Adam's update. The normalisation statistics are buffers of the model, so every checkpoint
+carries them, and the :class:`DiffMotionConfig` is the checkpoints' ``model`` metadata.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import Tensor, nn
+from torch.utils.data import TensorDataset
 
-from diffrepro.core.checkpoints import load_checkpoint, load_state_dict, save_checkpoint
-from diffrepro.core.config import config_from_dict, save_config
+from diffrepro.core.checkpoints import load_checkpoint, load_state_dict
+from diffrepro.core.config import config_from_dict
+from diffrepro.core.repro import seed_everything
+from diffrepro.core.train import TrainConfig, TrainResult, latest_checkpoint, train
 
 from .config import DiffMotionConfig
 from .model import DiffMotion
@@ -24,14 +29,7 @@ from .poses import Standardizer
 from .threads import single_threaded_on_cpu
 from .windows import condition_windows, data_dropout
 
-CHECKPOINT_NAME = "model.safetensors"
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    model: DiffMotion
-    losses: list[float]
-    checkpoint: Path | None
+ADAM_BETAS = (0.9, 0.999)  # torch's Adam defaults, which the official code keeps
 
 
 def fit_statistics(poses: np.ndarray, speech: np.ndarray) -> tuple[Standardizer, Standardizer]:
@@ -51,95 +49,103 @@ def build_model(cfg: DiffMotionConfig, pose: Standardizer, speech: Standardizer)
     return model
 
 
-def train(
+def train_config(cfg: DiffMotionConfig, seed: int = 0) -> TrainConfig:
+    """The official recipe as a core :class:`TrainConfig`: Adam, constant LR, no clip, no EMA."""
+    return TrainConfig(
+        steps=cfg.steps,
+        batch_size=cfg.batch_size,
+        lr=cfg.lr,
+        weight_decay=0.0,
+        betas=ADAM_BETAS,
+        grad_clip=None,
+        ema_decay=None,
+        checkpoint_every=cfg.checkpoint_every,
+        log_every=cfg.log_every,
+        seed=seed,
+    )
+
+
+def window_dataset(
     cfg: DiffMotionConfig,
     poses: np.ndarray,
     speech: np.ndarray,
-    *,
-    seed: int = 0,
-    device: torch.device | str = "cpu",
-    out_dir: Path | None = None,
-    progress: bool = False,
-    on_step: Callable[[int, float], None] | None = None,
-) -> TrainResult:
-    """Train on clips ``poses (N, clip, D)`` / ``speech (N, clip, A)`` (raw, unstandardised);
-    single-threaded on CPU (see :mod:`.threads`)."""
-    with single_threaded_on_cpu(device):
-        return _train(cfg, poses, speech, seed, device, out_dir, progress, on_step)
-
-
-def _train(cfg, poses, speech, seed, device, out_dir, progress, on_step) -> TrainResult:
-    torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
-    pose_stats, speech_stats = fit_statistics(poses, speech)
-    model = build_model(cfg, pose_stats, speech_stats).to(device)
-    m = cfg.model
+    pose_stats: Standardizer,
+    speech_stats: Standardizer,
+) -> TensorDataset:
+    """Standardised clips as (condition rows ``(T, C)``, target poses ``(T, D)``) pairs."""
     cond, target = condition_windows(
         torch.as_tensor(pose_stats.transform(poses), dtype=torch.float32),
         torch.as_tensor(speech_stats.transform(speech), dtype=torch.float32),
-        m.seqlen,
-        m.lookahead,
+        cfg.model.seqlen,
+        cfg.model.lookahead,
     )
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    writer = _writer(out_dir)
-    losses = []
-    steps = range(cfg.steps)
-    if progress:
-        from tqdm import tqdm
+    return TensorDataset(cond, target)
 
-        steps = tqdm(steps, desc="train")
-    model.train()
-    for step in steps:
-        batch = torch.randint(
-            0, cond.shape[0], (min(cfg.batch_size, cond.shape[0]),), generator=generator
+
+def dropout_loss(cfg: DiffMotionConfig) -> Callable[[nn.Module, tuple[Tensor, Tensor]], Tensor]:
+    """The loss of a batch after previous-pose data dropout (drawn from the seeded global RNG)."""
+    m = cfg.model
+
+    def loss_fn(model: nn.Module, batch: tuple[Tensor, Tensor]) -> Tensor:
+        cond, target = batch
+        return model(data_dropout(cond, m.pose_dim, m.seqlen, cfg.data_dropout), target)
+
+    return loss_fn
+
+
+def train_model(
+    cfg: DiffMotionConfig,
+    poses: np.ndarray,
+    speech: np.ndarray,
+    out_dir: str | os.PathLike,
+    *,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    resume: bool = True,
+) -> tuple[DiffMotion, TrainResult]:
+    """Train (or resume) on raw clips ``poses (N, clip, D)`` / ``speech (N, clip, A)``; checkpoints
+    go to ``out_dir/checkpoints/``. Single-threaded on CPU (see :mod:`.threads`)."""
+    seed_everything(seed)
+    stats = fit_statistics(poses, speech)
+    model = build_model(cfg, *stats)
+    data = window_dataset(cfg, poses, speech, *stats)
+    with single_threaded_on_cpu(device):
+        result = train(
+            model,
+            dropout_loss(cfg),
+            data,
+            train_config(cfg, seed),
+            out_dir,
+            model_config=cfg,
+            resume=resume,
+            device=device,
         )
-        rows = data_dropout(cond[batch], m.pose_dim, m.seqlen, cfg.data_dropout, generator)
-        loss = model.loss(rows.to(device), target[batch].to(device), generator)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-        if on_step is not None:
-            on_step(step, losses[-1])
-        if writer is not None and (step % cfg.log_every == 0 or step == cfg.steps - 1):
-            writer.add_scalar("train/loss", losses[-1], step)
-    checkpoint = None
-    if out_dir is not None:
-        writer.close()
-        checkpoint = save_model(model, cfg, Path(out_dir) / CHECKPOINT_NAME)
-        save_config(cfg, Path(out_dir) / "config.json")
-    model.eval()
-    return TrainResult(model, losses, checkpoint)
-
-
-def _writer(out_dir: Path | None):
-    if out_dir is None:
-        return None
-    from torch.utils.tensorboard import SummaryWriter
-
-    return SummaryWriter(str(Path(out_dir) / "tensorboard"))
-
-
-def save_model(model: DiffMotion, cfg: DiffMotionConfig, path: Path) -> Path:
-    """Weights + statistics as safetensors, the config as JSON metadata (atomic write)."""
-    return save_checkpoint(path, model, cfg)
+    return model.eval(), result
 
 
 def load_model(
-    path: str | Path, device: torch.device | str = "cpu"
+    path: str | os.PathLike, device: torch.device | str = "cpu"
 ) -> tuple[DiffMotion, DiffMotionConfig]:
-    """A model and its config from a checkpoint written by :func:`save_model`."""
+    """A model and its config from a training run folder (its latest checkpoint) or from one of
+    its ``model.safetensors`` files."""
     path = Path(path)
+    if path.is_dir():
+        folder = latest_checkpoint(path)
+        if folder is None:
+            raise FileNotFoundError(
+                f"no training checkpoint in {path} (train one with `diffmotion train`)"
+            )
+        path = folder / "model.safetensors"
     if not path.is_file():
         raise FileNotFoundError(
             f"checkpoint not found: {path} (train one with `diffmotion train` or pass --checkpoint)"
         )
-    state, raw = load_checkpoint(path)
-    if not raw:
+    state, meta = load_checkpoint(path)
+    if not meta.get("model"):
         raise ValueError(
             f"{path} carries no DiffMotion config (was it written by diffmotion train?)"
         )
-    cfg = config_from_dict(DiffMotionConfig, raw)
+    cfg = config_from_dict(DiffMotionConfig, meta["model"])
     model = DiffMotion(cfg.model)
     load_state_dict(model, state, source=str(path))
     return model.to(device).eval(), cfg

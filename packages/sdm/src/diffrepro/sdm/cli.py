@@ -44,18 +44,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _train(args: argparse.Namespace) -> None:
     from diffrepro.core.checkpoints import load_checkpoint
     from diffrepro.core.config import apply_overrides, select_preset
+    from diffrepro.core.data import ImageFolder
     from diffrepro.core.repro import resolve_device
     from diffrepro.sdm.config import PRESETS
-    from diffrepro.sdm.data import image_folder, random_crops
+    from diffrepro.sdm.data import random_crops
     from diffrepro.sdm.train import train
 
     cfg = apply_overrides(select_preset(PRESETS, args.preset), args.overrides)
-    images = image_folder(args.data)
+    folder = ImageFolder(args.data)
+    images = [folder[i] for i in range(len(folder))]
     init = load_checkpoint(args.checkpoint)[0] if args.checkpoint else None
     out = args.out or Path("runs/sdm/train")
     train(
         cfg,
-        lambda n, rng: random_crops(images, n, cfg.resolution, rng, flip=cfg.train.flip),
+        lambda n, gen: random_crops(images, n, cfg.resolution, gen, flip=cfg.train.flip),
         out,
         device=resolve_device(args.device),
         seed=args.seed,
@@ -68,11 +70,12 @@ def _inpaint(args: argparse.Namespace) -> None:
     import torch
 
     from diffrepro.core.config import apply_overrides
+    from diffrepro.core.data import load_image, save_image
     from diffrepro.core.repro import resolve_device, seed_everything
-    from diffrepro.sdm.data import load_image, load_mask, save_image
     from diffrepro.sdm.decoding import inpaint
     from diffrepro.sdm.figure import iteration_figure
     from diffrepro.sdm.loading import load_generator
+    from diffrepro.sdm.masks import load_mask
 
     image = load_image(args.input)
     mask = load_mask(args.mask) if args.mask else None

@@ -20,12 +20,13 @@ from torch.utils.tensorboard import SummaryWriter
 
 from diffrepro.core.checkpoints import load_checkpoint, load_state_dict, save_checkpoint
 from diffrepro.core.config import config_to_dict, save_config
+from diffrepro.core.metrics import frechet_distance, gaussian_fit
 from diffrepro.core.report import DemoResult, Headline, markdown_table, write_metrics
 from diffrepro.core.repro import resolve_device, seed_everything
 from diffrepro.sdm.config import PRESETS, SDMConfig
-from diffrepro.sdm.data import HELD_OUT_PHOTOS, TRAIN_PHOTOS, random_crops, sample_photos
+from diffrepro.sdm.data import HELD_OUT_PHOTOS, TRAIN_PHOTOS, photos, random_crops
 from diffrepro.sdm.decoding import Step, inpaint
-from diffrepro.sdm.evaluate import calibration, frechet_distance, hole_psnr, hole_ssim
+from diffrepro.sdm.evaluate import calibration, hole_psnr, hole_ssim
 from diffrepro.sdm.figure import iteration_figure
 from diffrepro.sdm.ids import inception_discriminative_scores
 from diffrepro.sdm.masks import generate_masks, hole_ratio
@@ -34,7 +35,7 @@ from diffrepro.sdm.perceptual import PerceptualLoss
 from diffrepro.sdm.train import train
 
 EVAL_CROPS, QUICK_EVAL_CROPS = 256, 8
-CACHE_VERSION = 4  # bump when training code changes what a config trains
+CACHE_VERSION = 5  # bump when training code changes what a config trains
 FIGURE_EXAMPLES = 4
 
 
@@ -73,10 +74,10 @@ def trained_generator(
         generator = SDMNetwork(cfg.network)
         load_state_dict(generator, load_checkpoint(weights)[0], source=str(weights))
         return generator.to(device).eval(), json.loads(history_file.read_text()), True
-    photos = sample_photos(TRAIN_PHOTOS)
+    images = photos(TRAIN_PHOTOS)
     result = train(
         cfg,
-        lambda n, rng: random_crops(photos, n, cfg.resolution, rng, flip=cfg.train.flip),
+        lambda n, gen: random_crops(images, n, cfg.resolution, gen, flip=cfg.train.flip),
         out_dir / "train",
         device=device,
         seed=seed,
@@ -94,7 +95,8 @@ def evaluate(
     """Scores for T = 1, 2 and the preset's T, with the steps of every run."""
     features = PerceptualLoss(cfg.train.resnet50_weights or None).to(image.device)
     pooled = lambda x: features.features(x)[-1].mean(dim=(2, 3))  # noqa: E731  (deepest stage)
-    real_features = pooled(image)
+    real_features = pooled(image).cpu()
+    real_fit = gaussian_fit(real_features)
     scores, runs = {}, {}
     for steps in sorted({1, 2, cfg.decode.steps}):
         decode = dataclasses.replace(cfg.decode, steps=steps)
@@ -102,13 +104,13 @@ def evaluate(
             generator, image, mask0, decode, torch.Generator(image.device).manual_seed(seed)
         )
         result, last = run[-1].image, run[-1]
-        fake_features = pooled(result)
-        p_ids, u_ids = inception_discriminative_scores(real_features.cpu(), fake_features.cpu())
+        fake_features = pooled(result).cpu()
+        p_ids, u_ids = inception_discriminative_scores(real_features, fake_features)
         scores[f"T={steps}"] = {
             "hole_psnr_db": hole_psnr(result, image, mask0),
             "hole_ssim": hole_ssim(result, image, mask0),
             "calibration_spearman": calibration(last.mean, last.sigma, image, mask0),
-            "feature_frechet_distance": frechet_distance(real_features.cpu(), fake_features.cpu()),
+            "feature_frechet_distance": frechet_distance(*real_fit, *gaussian_fit(fake_features)),
             "p_ids_percent": 100 * p_ids,
             "u_ids_percent": 100 * u_ids,
         }
@@ -131,9 +133,9 @@ def demo(out_dir: Path, *, device: str = "cpu", seed: int = 0, quick: bool = Fal
 
     rng = np.random.default_rng(seed + 1)
     count = QUICK_EVAL_CROPS if quick else EVAL_CROPS
-    image = random_crops(sample_photos(HELD_OUT_PHOTOS), count, cfg.resolution, rng, flip=False).to(
-        torch_device
-    )
+    crop_rng = torch.Generator().manual_seed(seed + 1)
+    held_out = photos(HELD_OUT_PHOTOS)
+    image = random_crops(held_out, count, cfg.resolution, crop_rng, flip=False).to(torch_device)
     mask0 = generate_masks(cfg.masks, count, rng).to(torch_device)
     scores, runs = evaluate(generator, cfg, image, mask0, seed)
     big_t = cfg.decode.steps

@@ -1,35 +1,42 @@
-"""Scores of inpainted images: hole PSNR / SSIM, uncertainty calibration, feature distances.
+"""Scores of inpainted images: hole PSNR / SSIM and uncertainty calibration.
 
-Images are (B, 3, H, W) in [-1, 1]; masks (B, 1, H, W) with 1 = known. The calibration is the
+Images are (B, 3, H, W) in [-1, 1]; masks (B, 1, H, W) with 1 = known. Both hole scores build on
+``diffrepro.core.metrics``: PSNR of the hole pixels, and the standard SSIM map (11-tap Gaussian
+window) averaged over the hole pixels, each then averaged over the images. The calibration is the
 Spearman rank correlation, over all hole pixels, between the predicted per-pixel uncertainty and
-the actual absolute error of the mean. The Fréchet distance is between Gaussian fits of two
-feature sets (FID's formula, here on whatever features are given).
+the actual absolute error of the mean. (The feature Fréchet distance is core's
+``frechet_distance``.)
 """
 
 from __future__ import annotations
 
-import numpy as np
 import torch
-from skimage.metrics import structural_similarity
+import torch.nn.functional as F
+
+from diffrepro.core.metrics import psnr, ssim_map
+
+SSIM_WINDOW = 11
 
 
 def hole_psnr(fake: torch.Tensor, real: torch.Tensor, mask0: torch.Tensor) -> float:
-    """Mean over images of the PSNR (dB, data range 1) of the hole pixels."""
-    hole = (1 - mask0).expand_as(real)
-    mse = (((fake - real) / 2).square() * hole).flatten(1).sum(1) / hole.flatten(1).sum(1).clamp(
-        min=1
-    )
-    return float((10 * torch.log10(1.0 / mse.clamp(min=1e-10))).mean())
+    """Mean over images of the PSNR (dB; data range 2 in [-1, 1] = 1 in [0, 1]) of the holes."""
+    scores = []
+    for f, r, m in zip(fake, real, mask0):
+        hole = m[0] == 0
+        scores.append(psnr(f[:, hole][:, None], r[:, hole][:, None], data_range=2.0))
+    return float(torch.cat(scores).mean())
 
 
 def hole_ssim(fake: torch.Tensor, real: torch.Tensor, mask0: torch.Tensor) -> float:
-    """Mean over images of the SSIM map (7×7 windows) averaged over the hole pixels."""
-    scores = []
-    for f, r, m in zip(fake.cpu().numpy(), real.cpu().numpy(), mask0.cpu().numpy()):
-        _, ssim_map = structural_similarity(r, f, data_range=2.0, channel_axis=0, full=True)
-        hole = m[0] == 0
-        scores.append(float(ssim_map.mean(axis=0)[hole].mean()))
-    return float(np.mean(scores))
+    """Mean over images of the SSIM map averaged over the hole pixels.
+
+    The images are reflect-padded by half a window so that the map has one value per pixel (the
+    window centred on it), as scikit-image's full SSIM map does."""
+    pad = (SSIM_WINDOW // 2,) * 4
+    padded = [F.pad(x.double(), pad, mode="reflect") for x in (fake, real)]
+    local = ssim_map(*padded, data_range=2.0, window_size=SSIM_WINDOW).mean(1)
+    hole = mask0[:, 0] == 0
+    return float(torch.stack([v[h].mean() for v, h in zip(local, hole)]).mean())
 
 
 def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -49,14 +56,3 @@ def calibration(
     uncertainty = sigma.mean(1)[hole]
     error = (mean.clamp(-1, 1) - real).abs().mean(1)[hole]
     return spearman(uncertainty, error)
-
-
-def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
-    """‖μ_a - μ_b‖² + tr(Σ_a + Σ_b - 2 (Σ_a Σ_b)^½) of two (N, d) feature sets, in float64."""
-    a, b = a.double(), b.double()
-    mu_a, mu_b = a.mean(0), b.mean(0)
-    cov_a, cov_b = torch.cov(a.T), torch.cov(b.T)
-    vals, vecs = torch.linalg.eigh(cov_a)
-    root_a = vecs @ torch.diag(vals.clamp(min=0).sqrt()) @ vecs.T
-    cross = torch.linalg.eigvalsh(root_a @ cov_b @ root_a).clamp(min=0).sqrt().sum()
-    return float((mu_a - mu_b).square().sum() + torch.trace(cov_a) + torch.trace(cov_b) - 2 * cross)

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from diffrepro.core.data import to_pil
 from diffrepro.sdm.decoding import Step
 
 
@@ -21,13 +22,7 @@ def _tile(image: torch.Tensor, scale: int) -> np.ndarray:
     """(C, H, W) in [-1, 1] (C = 3) or [0, 1] (C = 1) → an upscaled uint8 (H·s, W·s, 3) array."""
     if image.shape[0] == 1:
         image = image.expand(3, -1, -1) * 2 - 1
-    array = (
-        ((image.detach().cpu().float().clamp(-1, 1) + 1) * 127.5)
-        .round()
-        .byte()
-        .permute(1, 2, 0)
-        .numpy()
-    )
+    array = np.asarray(to_pil(image))
     return array.repeat(scale, axis=0).repeat(scale, axis=1)
 
 

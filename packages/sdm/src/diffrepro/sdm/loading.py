@@ -11,7 +11,7 @@ from diffrepro.sdm.network import SDMNetwork
 
 
 def generator_from_checkpoint(path: Path) -> tuple[SDMNetwork, SDMConfig]:
-    """The generator and config stored in a ``generator_ema.safetensors`` written by training."""
+    """The generator and config in a ``generator_ema.safetensors`` written by ``sdm train``."""
     weights, config = load_checkpoint(path)
     if not config:
         raise ValueError(f"{path} carries no SDM config: was it written by `sdm train`?")

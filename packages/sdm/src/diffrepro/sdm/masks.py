@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -78,6 +79,16 @@ def assert_mask(mask: torch.Tensor, name: str = "mask") -> None:
         raise ValueError(f"{name} must have shape (B, 1, H, W), got {tuple(mask.shape)}")
     if not bool(((mask == 0) | (mask == 1)).all()):
         raise ValueError(f"{name} must hold only 0 (hole) and 1 (known)")
+
+
+def load_mask(path: str | Path) -> torch.Tensor:
+    """A mask image (white = known, black = hole; MAT's convention) as a (1, H, W) {0, 1} tensor."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"mask not found: {path}")
+    with Image.open(path) as image:
+        array = np.asarray(image.convert("L"), dtype=np.float32)
+    return torch.from_numpy((array >= 128).astype(np.float32))[None]
 
 
 def _erase_rectangles(known: np.ndarray, max_count: int, max_size: int, rng) -> None:

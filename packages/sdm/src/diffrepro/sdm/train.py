@@ -35,7 +35,7 @@ from diffrepro.sdm.network import SDMNetwork
 from diffrepro.sdm.perceptual import PerceptualLoss
 from diffrepro.sdm.schedule import still_unknown
 
-BatchSource = Callable[[int, np.random.Generator], torch.Tensor]
+BatchSource = Callable[[int, torch.Generator], torch.Tensor]  # (count, generator) → images
 
 
 @dataclass
@@ -119,7 +119,8 @@ def train(
     """Train (from scratch, or from ``init_generator`` weights); writes config.json, TensorBoard
     logs and ``generator_ema.safetensors`` (EMA weights with the config) every checkpoint_every."""
     torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed)  # masks and unroll positions
+    crop_rng = torch.Generator().manual_seed(seed)  # training images
     out_dir = Path(out_dir)
     save_config(cfg, out_dir / "config.json")
     device = torch.device(device)
@@ -134,7 +135,7 @@ def train(
         for step in tqdm(
             range(1, tc.steps + 1), desc="sdm train", disable=not progress, mininterval=2
         ):
-            image = batches(tc.batch_size, rng).to(device)
+            image = batches(tc.batch_size, crop_rng).to(device)
             mask0 = generate_masks(cfg.masks, tc.batch_size, rng).to(device)
             assert_mask(mask0, "training mask")
             terms, fake = generator_losses(models, cfg, image, mask0, rng)
