@@ -20,7 +20,7 @@ computed. The RNG state is therefore a function of the position and needs no sav
 killed and resumed from its last checkpoint ends with bit-identical weights, EMA and optimizer.
 It also makes 2-process DDP compute the same steps as one process with ``grad_accum=2``.
 
-Checkpoints go to ``out_dir/checkpoints/step_XXXXXXX/`` (``model.safetensors`` and
+Checkpoints go to ``out_dir/checkpoints/step_<7 digits>/`` (``model.safetensors`` and
 ``ema.safetensors`` with the configs as JSON metadata, ``train_state.pt`` with optimizer state and
 step), written to a temporary folder and renamed, then ``checkpoints/latest`` names the newest;
 the oldest beyond ``keep_checkpoints`` are deleted. TensorBoard logs go to ``out_dir/tb``.
@@ -267,7 +267,7 @@ def save_training_checkpoint(
     config: TrainConfig,
     model_config: Any = None,
 ) -> Path:
-    """Write ``checkpoints/step_XXXXXXX/`` atomically, point ``latest`` at it, prune old ones."""
+    """Write ``checkpoints/step_<7 digits>/`` atomically, point ``latest`` at it, prune old ones."""
     root = out_dir / "checkpoints"
     final = root / f"step_{step:07d}"
     tmp = root / f".{final.name}.tmp"
