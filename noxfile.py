@@ -100,6 +100,6 @@ def bench(session: nox.Session) -> None:
 @nox.session
 def demo(session: nox.Session) -> None:
     """CPU demos: `nox -s demo -- adir sdm` (all papers when none are named)."""
-    sync(session, "--all-packages")
+    sync(session, "--all-packages", "--all-extras")
     chosen = session.posargs or ["--all"]
     session.run("diffrepro", "reproduce", *chosen, env={"OMP_NUM_THREADS": str(os.cpu_count())})

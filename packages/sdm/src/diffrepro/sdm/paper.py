@@ -37,7 +37,7 @@ PAPER = Paper(
     title="SDM: Spatial Diffusion Model for Large Hole Image Inpainting (PSM, ICLR 2024)",
     arxiv="2212.02963",
     bibtex=BIBTEX,
-    status="cpu-scale reproduction (no official code or weights exist)",
+    status="reproduced at CPU scale on photo crops (no official code or weights exist)",
     demo=run_demo,
     summary="Iterative predict → pick → sample inpainting with decoupled mean / variance and "
     "uncertainty-guided attention; trained from scratch at toy scale on CPU.",
