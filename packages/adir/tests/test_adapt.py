@@ -8,7 +8,7 @@ from torch import nn
 from diffrepro.adir.adapt import adapted_copy, add_lora, finetune
 from diffrepro.adir.config import PRESETS, AdaptConfig
 from diffrepro.adir.model import build_model, train_schedule
-from diffrepro.core.nn.lora import LoRAConv, lora_parameters
+from diffrepro.core.nn.lora import LoRAConv, lora_layers, lora_parameters, unmerge_lora
 
 CFG = PRESETS["tiny"]
 
@@ -73,3 +73,20 @@ def test_adapted_copy_leaves_the_original_untouched():
     assert all(torch.equal(model.state_dict()[k], v) for k, v in before.items())
     assert any(isinstance(m, LoRAConv) for m in adapted.modules())
     assert not any(isinstance(m, LoRAConv) for m in model.modules())
+
+
+def test_adapted_copy_is_merged_into_the_same_function():
+    model = tiny_model()
+    images = torch.rand(2, 3, 16, 16) * 2 - 1
+    adapted = adapted_copy(
+        model, images, train_schedule(CFG), AdaptConfig(rank=2, lr=1e-2, iterations=3, batch_size=2)
+    )
+    assert all(layer.merged for layer in lora_layers(adapted))
+    x, t = inputs()
+    with torch.no_grad():
+        merged = adapted(x, t)
+        unmerge_lora(adapted)
+        unmerged = adapted(x, t)
+        original = model(x, t)
+    assert not torch.allclose(unmerged, original, atol=1e-5)
+    torch.testing.assert_close(merged, unmerged, atol=1e-5, rtol=1e-4)

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from diffrepro.core.losses import diffusion_loss, sample_timesteps
-from diffrepro.core.nn.lora import apply_lora
+from diffrepro.core.nn.lora import apply_lora, merge_lora
 from diffrepro.core.schedules import Schedule
 
 from .config import AdaptConfig
@@ -72,8 +72,13 @@ def adapted_copy(
     generator: torch.Generator | None = None,
     log: Callable[[int, float], None] | None = None,
 ) -> nn.Module:
-    """A LoRA-adapted copy of ``model`` (the original is left untouched)."""
+    """A LoRA-adapted copy of ``model`` (the original is left untouched).
+
+    The adapters are merged into the base weights afterwards: the same function, sampled at the
+    cost of the plain model.
+    """
     adapted = copy.deepcopy(model)
     add_lora(adapted, cfg)
     finetune(adapted, images, schedule, cfg, variance=variance, generator=generator, log=log)
+    merge_lora(adapted)
     return adapted

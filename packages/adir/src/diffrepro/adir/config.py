@@ -78,7 +78,7 @@ PRESETS: dict[str, ADIRConfig] = {
         sample_steps="50",
         noise_sigma=0.02,
         guidance=GuidanceConfig(scale=1.5),
-        adapt=AdaptConfig(k=8, lr=1e-3, iterations=40, batch_size=6),
+        adapt=AdaptConfig(k=8, lr=1e-3, iterations=30, batch_size=6),
         train=TrainConfig(steps=600, batch_size=16, lr=1e-3, ema_decay=0.99, checkpoint_every=200),
     ),
     "tiny": ADIRConfig(
