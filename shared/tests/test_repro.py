@@ -28,3 +28,18 @@ def test_resolve_device() -> None:
 def test_missing_cuda_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="no CUDA GPU"):
         resolve_device("cuda")
+
+
+def test_single_threaded_on_cpu_restores_the_setting() -> None:
+    from diffrepro.core.repro import single_threaded_on_cpu
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with single_threaded_on_cpu("cpu"):
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+        with single_threaded_on_cpu("meta"):
+            assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

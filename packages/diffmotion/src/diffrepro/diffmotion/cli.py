@@ -66,12 +66,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _train(args: argparse.Namespace) -> None:
     from diffrepro.core.config import apply_overrides, select_preset
-    from diffrepro.core.repro import resolve_device
+    from diffrepro.core.repro import resolve_device, single_threaded_on_cpu
 
     from .config import PRESETS
     from .data import folder_utterances, synthetic_utterances, training_clips
     from .speech import espeak_available
-    from .threads import single_threaded_on_cpu
     from .train import train_model
 
     cfg = apply_overrides(select_preset(PRESETS, args.preset), args.overrides)

@@ -16,7 +16,7 @@ import torch
 
 from diffrepro.core.config import config_to_dict, save_config
 from diffrepro.core.report import DemoResult, Headline, markdown_table, write_metrics
-from diffrepro.core.repro import resolve_device, seed_everything
+from diffrepro.core.repro import resolve_device, seed_everything, single_threaded_on_cpu
 from diffrepro.core.train import latest_checkpoint
 
 from .audio import write_wav
@@ -36,7 +36,6 @@ from .poses import poses_to_motion
 from .render import line_plot_png, stick_figure_gif
 from .skeleton import upper_body_skeleton
 from .speech import espeak_available
-from .threads import single_threaded_on_cpu
 from .train import load_model, train_model
 
 FALLBACK_NOTE = (
@@ -100,7 +99,7 @@ def _trained_model(
 
 def demo(out_dir: Path, *, device: str = "cpu", seed: int = 0, quick: bool = False) -> DemoResult:
     """Run the CPU-scale reproduction and write report.md, metrics.json, a GIF, a PNG and BVHs
-    (single-threaded on CPU, see :mod:`.threads`)."""
+    (single-threaded on CPU, see :func:`diffrepro.core.repro.single_threaded_on_cpu`)."""
     with single_threaded_on_cpu(resolve_device(device)):
         return _demo(Path(out_dir), device, seed, quick)
 

@@ -18,12 +18,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from diffrepro.core.repro import single_threaded_on_cpu
 from diffrepro.core.samplers import sample_ddpm
 from diffrepro.core.schedules import Schedule, space_timesteps
 
 from .config import ALIGNMENTS, REDUCTIONS, SamplingConfig
 from .model import DiffMotion
-from .threads import single_threaded_on_cpu
 from .windows import pose_window
 
 DEFAULT_SAMPLING = SamplingConfig()
@@ -68,7 +68,7 @@ def generate(
     progress: bool = False,
 ) -> Tensor:
     """Standardised poses ``(B, F, D)`` for standardised speech features ``speech (B, F, A)``
-    (single-threaded on CPU, see :mod:`.threads`)."""
+    (single-threaded on CPU, see :func:`diffrepro.core.repro.single_threaded_on_cpu`)."""
     _check(cfg)
     with single_threaded_on_cpu(speech.device), torch.no_grad():
         return _generate(model, speech, cfg, generator, progress)

@@ -20,13 +20,12 @@ from torch.utils.data import TensorDataset
 
 from diffrepro.core.checkpoints import load_checkpoint, load_state_dict
 from diffrepro.core.config import config_from_dict
-from diffrepro.core.repro import seed_everything
+from diffrepro.core.repro import seed_everything, single_threaded_on_cpu
 from diffrepro.core.train import TrainConfig, TrainResult, latest_checkpoint, train
 
 from .config import DiffMotionConfig
 from .model import DiffMotion
 from .poses import Standardizer
-from .threads import single_threaded_on_cpu
 from .windows import condition_windows, data_dropout
 
 ADAM_BETAS = (0.9, 0.999)  # torch's Adam defaults, which the official code keeps
@@ -104,7 +103,8 @@ def train_model(
     resume: bool = True,
 ) -> tuple[DiffMotion, TrainResult]:
     """Train (or resume) on raw clips ``poses (N, clip, D)`` / ``speech (N, clip, A)``; checkpoints
-    go to ``out_dir/checkpoints/``. Single-threaded on CPU (see :mod:`.threads`)."""
+    go to ``out_dir/checkpoints/``. Single-threaded on CPU
+    (:func:`diffrepro.core.repro.single_threaded_on_cpu`)."""
     seed_everything(seed)
     stats = fit_statistics(poses, speech)
     model = build_model(cfg, *stats)

@@ -26,7 +26,7 @@ from torch import Tensor
 
 from diffrepro.core.config import config_to_dict
 from diffrepro.core.report import DemoResult, Headline, markdown_table, write_metrics
-from diffrepro.core.repro import resolve_device, seed_everything
+from diffrepro.core.repro import resolve_device, seed_everything, single_threaded_on_cpu
 from diffrepro.vidm.config import VIDMConfig, preset
 from diffrepro.vidm.evaluate import per_frame_mse, temporal_change
 from diffrepro.vidm.generate import generate_first_frames, generate_videos
@@ -64,13 +64,8 @@ def run_demo(
 ) -> DemoResult:
     """Run the demo; on the CPU single-threaded (the networks are too small to gain from more
     threads, and on a shared machine extra threads mostly wait for each other)."""
-    threads = torch.get_num_threads()
-    if resolve_device(device).type == "cpu":
-        torch.set_num_threads(1)
-    try:
+    with single_threaded_on_cpu(resolve_device(device)):
         return _run(Path(out_dir), device=device, seed=seed, quick=quick)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(out_dir: Path, *, device: str, seed: int, quick: bool) -> DemoResult:
