@@ -98,7 +98,7 @@ class TrainConfig:
 @dataclasses.dataclass
 class TrainResult:
     step: int
-    losses: list[float]  # mean loss of each step run in this call (this process)
+    losses: list[float]  # mean loss of every step so far (restored on resume; rank 0's)
     ema: EMA | None
     checkpoint: Path | None
 
@@ -130,9 +130,9 @@ def train(
         params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
     )
     ema = EMA(model, config.ema_decay) if config.ema_decay is not None else None
-    step = 0
+    step, losses = 0, []
     if resume and (latest := latest_checkpoint(out_dir)) is not None:
-        step = _restore(latest, model, ema, optimizer)
+        step, losses = _restore(latest, model, ema, optimizer)
     wrapped = _wrap_ddp(model, device) if world > 1 else model
     batch_at: Callable[[int], Any]
     if isinstance(data, torch.utils.data.Dataset) or not callable(data):
@@ -140,7 +140,6 @@ def train(
     else:
         batch_at = data
     logger = _Logger(out_dir / "tb") if rank == 0 else None
-    losses: list[float] = []
     saved = None
     model.train()
     bar = tqdm(
@@ -176,7 +175,7 @@ def train(
             if step % config.checkpoint_every == 0 or step == config.steps:
                 if rank == 0:
                     saved = save_training_checkpoint(
-                        out_dir, step, model, ema, optimizer, config, model_config
+                        out_dir, step, model, ema, optimizer, config, model_config, losses
                     )
                 if world > 1:
                     dist.barrier()
@@ -266,8 +265,11 @@ def save_training_checkpoint(
     optimizer: torch.optim.Optimizer,
     config: TrainConfig,
     model_config: Any = None,
+    losses: list[float] | None = None,
 ) -> Path:
-    """Write ``checkpoints/step_<7 digits>/`` atomically, point ``latest`` at it, prune old ones."""
+    """Write ``checkpoints/step_<7 digits>/`` atomically, point ``latest`` at it, prune old ones.
+
+    ``train_state.pt`` holds the optimizer state, the step and the loss history so far."""
     root = out_dir / "checkpoints"
     final = root / f"step_{step:07d}"
     tmp = root / f".{final.name}.tmp"
@@ -276,7 +278,8 @@ def save_training_checkpoint(
     save_checkpoint(tmp / "model.safetensors", model, meta)
     if ema is not None:
         save_checkpoint(tmp / "ema.safetensors", ema.state_dict(), meta)
-    torch.save({"optimizer": optimizer.state_dict(), "step": step}, tmp / "train_state.pt")
+    state = {"optimizer": optimizer.state_dict(), "step": step, "losses": list(losses or [])}
+    torch.save(state, tmp / "train_state.pt")
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
     atomic_write(root / "latest", lambda p: p.write_text(final.name))
@@ -297,7 +300,8 @@ def latest_checkpoint(out_dir: str | os.PathLike) -> Path | None:
 
 def _restore(
     folder: Path, model: nn.Module, ema: EMA | None, optimizer: torch.optim.Optimizer
-) -> int:
+) -> tuple[int, list[float]]:
+    """Load a training checkpoint; return its step and loss history."""
     weights, _ = load_checkpoint(folder / "model.safetensors")
     load_state_dict(model, weights, source=str(folder / "model.safetensors"))
     if ema is not None:
@@ -312,7 +316,7 @@ def _restore(
         raise ValueError(
             f"optimizer state in {folder} does not fit the parameters being trained: {err}"
         ) from None
-    return int(state["step"])
+    return int(state["step"]), [float(v) for v in state.get("losses", [])]
 
 
 def _as_dict(config: Any) -> Any:

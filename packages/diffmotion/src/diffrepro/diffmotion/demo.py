@@ -77,7 +77,7 @@ def _trained_model(
 ):
     """Train in the cache (a killed demo resumes there) or reuse a finished cached run; the
     final weights are copied to ``out_dir/model.safetensors`` and the training logs to ``tb/``.
-    A resumed run's loss list covers only the steps run after resuming."""
+    The loss history survives a resume (the core saves it with every checkpoint)."""
     cfg = scale.config
     run = (out_dir / "train" if quick else cache_dir()) / key
     losses_file = run / "losses.json"
