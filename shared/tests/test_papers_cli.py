@@ -112,3 +112,11 @@ def test_reproduce_records_failures(tmp_path: Path) -> None:
 def test_reproduce_needs_slugs_or_all(capsys) -> None:
     assert cli.main(["reproduce"]) == 2
     assert "--all" in capsys.readouterr().err
+
+
+def test_markdown_table_escapes_pipes() -> None:
+    from diffrepro.core.report import markdown_table
+
+    table = markdown_table([Headline("error |x - y|", "1", "2", "")]).splitlines()
+    assert table[2] == r"| error \|x - y\| | 1 | 2 |  |"
+    assert all(row.count("|") - row.count(r"\|") == 5 for row in table)

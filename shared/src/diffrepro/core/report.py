@@ -33,10 +33,16 @@ class DemoResult:
 
 
 def markdown_table(headlines: Iterable[Headline]) -> str:
-    """A Markdown table with the columns metric | paper | ours | note."""
+    """A Markdown table with the columns metric | paper | ours | note (``|`` in cells escaped)."""
     lines = ["| metric | paper | ours | note |", "|---|---|---|---|"]
-    lines += [f"| {h.metric} | {h.paper} | {h.ours} | {h.note} |" for h in headlines]
+    for h in headlines:
+        cells = (_escape(c) for c in (h.metric, h.paper, h.ours, h.note))
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _escape(cell: str) -> str:
+    return str(cell).replace("|", "\\|")
 
 
 def write_metrics(out_dir: Path, metrics: Mapping[str, Any]) -> Path:
