@@ -38,6 +38,8 @@ def read_state_dict(path: str | os.PathLike, *, key: str | None = None) -> dict[
     default (a top-level ``"state_dict"`` if present, else the whole dict).
     """
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"checkpoint {path} is a folder, expected a weights file")
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     suffix = path.suffix.lower()
@@ -103,13 +105,25 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     state = read_state_dict(path)
     with safe_open(str(path), framework="pt") as fh:
         raw = (fh.metadata() or {}).get(CONFIG_KEY)
-    config = json.loads(raw) if raw is not None else {}
+    if raw is None:
+        return state, {}
+    try:
+        config = json.loads(raw)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: the config in its metadata is not valid JSON ({err})") from None
+    if not isinstance(config, dict):
+        raise ValueError(
+            f"{path}: the config in its metadata must be a JSON object, "
+            f"not a {type(config).__name__}"
+        )
     return state, config
 
 
 def atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
     """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it onto ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise IsADirectoryError(f"cannot write {path}: it is a folder")
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
@@ -123,8 +137,9 @@ def atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
 def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path), device="cpu")
-    except (SafetensorError, OSError, ValueError) as err:
-        raise ValueError(f"cannot read safetensors file {path}: {err}") from None
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"cannot read safetensors file {path}: {first}") from None
 
 
 def _read_pickle(path: Path, key: str | None) -> dict[str, torch.Tensor]:

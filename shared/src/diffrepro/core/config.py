@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -30,14 +31,19 @@ def select_preset(presets: Mapping[str, Cfg], name: str) -> Cfg:
 def apply_overrides(cfg: Cfg, overrides: Iterable[str]) -> Cfg:
     """Return ``cfg`` with each ``"key=value"`` (``"sub.key=value"`` for nested configs) applied.
 
-    Values are parsed to the field's annotated type: int, float, bool, str, tuples (``1,2,4`` or
-    a JSON list), ``None`` for optional fields, and JSON for anything else.
+    Values are parsed to the field's annotated type: int, float (finite only), bool, str, tuples
+    (``1,2,4`` or a JSON list; a fixed-length tuple must get that many items), ``None`` for
+    optional fields, and JSON for anything else. The config's own checks (``__post_init__``) run
+    on the result; every error names the ``--set`` item.
     """
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ValueError(f"--set expects key=value, got {item!r}")
-        cfg = _replace_path(cfg, key.strip().split("."), value.strip())
+        try:
+            cfg = _replace_path(cfg, key.strip().split("."), value.strip())
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"--set {item}: {err}") from None
     return cfg
 
 
@@ -61,18 +67,61 @@ def load_config(path: Path, cls: type[Cfg]) -> Cfg:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file not found: {path}")
-    return config_from_dict(cls, json.loads(path.read_text()))
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"config file {path} is not valid JSON: {err}") from None
+    try:
+        return config_from_dict(cls, data)
+    except ValueError as err:
+        raise ValueError(f"config file {path}: {err}") from None
 
 
 def config_from_dict(cls: type[Cfg], data: Mapping[str, Any]) -> Cfg:
-    """Build ``cls`` from a dict, converting values to the annotated field types."""
+    """Build ``cls`` from a dict, converting values to the annotated field types.
+
+    Values of the wrong type (``"four"`` for an int, a list for a nested config) and values the
+    config's own checks reject raise ``ValueError`` naming the field."""
+    if not isinstance(data, Mapping):
+        raise ValueError(f"a {cls.__name__} must be a JSON object, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(data) - names)
     if unknown:
-        raise ValueError(f"{cls.__name__} has no field(s) {', '.join(unknown)}")
+        raise ValueError(f"{cls.__name__} has no field(s) {', '.join(map(str, unknown))}")
     kwargs = {name: _coerce(hints[name], value, name) for name, value in data.items()}
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except TypeError as err:  # a required field is missing
+        raise ValueError(f"{cls.__name__}: {err}") from None
+
+
+def config_from_saved(
+    cls: type[Cfg], data: Any, source: str, *, saved_class: str | None = None
+) -> Cfg:
+    """:func:`config_from_dict` for a config read from a file or checkpoint ``source``.
+
+    Errors name ``source``; a config saved from another class (``saved_class``, the
+    ``module.QualName`` recorded by core train, e.g. ``diffrepro.adir.config.ADIRConfig``) is
+    reported as a checkpoint of that package rather than as a list of unknown fields."""
+    expected = f"{cls.__module__}.{cls.__qualname__}"
+    if saved_class and saved_class != expected:
+        raise ValueError(
+            f"{source} is a checkpoint of {_package_of(saved_class)} "
+            f"({saved_class.rsplit('.', 1)[-1]}), not of {_package_of(expected)} ({cls.__name__})"
+        )
+    try:
+        return config_from_dict(cls, data)
+    except ValueError as err:
+        hint = " (a checkpoint of another paper?)" if "has no field" in str(err) else ""
+        raise ValueError(f"{source} does not hold a valid {cls.__name__}: {err}{hint}") from None
+
+
+def _package_of(qualname: str) -> str:
+    parts = qualname.split(".")
+    if len(parts) > 2 and parts[0] == "diffrepro":
+        return f"`{parts[1]}`" if parts[1] != "core" else "diffrepro-core"
+    return parts[0]
 
 
 def _replace_path(cfg: Any, path: list[str], raw: str) -> Any:
@@ -110,13 +159,22 @@ def _parse(hint: Any, raw: str, name: str) -> Any:
         raise ValueError(f"{name} expects true/false, got {raw!r}")
     if hint in (int, float, str):
         try:
-            return hint(raw)
+            value = hint(raw)
         except ValueError as err:
             raise ValueError(f"{name} expects {hint.__name__}, got {raw!r}") from err
+        if hint is float and not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, got {raw!r}")
+        return value
     if origin in (tuple, list):
-        items = json.loads(raw) if raw.startswith("[") else [s for s in raw.split(",") if s]
-        item_type = args[0] if args else str
-        return origin(_parse(item_type, str(i), name) for i in items)
+        try:
+            items = json.loads(raw) if raw.startswith("[") else [s for s in raw.split(",") if s]
+        except json.JSONDecodeError as err:
+            raise ValueError(f"cannot parse {raw!r} for {name}: {err}") from None
+        if not isinstance(items, list):
+            raise ValueError(f"{name} expects a list, got {raw!r}")
+        _check_length(hint, len(items), name)
+        item_types = _item_types(hint, len(items))
+        return origin(_parse(t, str(i), name) for t, i in zip(item_types, items))
     try:
         return _coerce(hint, json.loads(raw), name)
     except json.JSONDecodeError as err:
@@ -124,18 +182,58 @@ def _parse(hint: Any, raw: str, name: str) -> Any:
 
 
 def _coerce(hint: Any, value: Any, name: str) -> Any:
-    """Convert a JSON value to ``hint`` (lists to tuples, nested dicts to dataclasses)."""
+    """Convert a JSON value to ``hint`` (lists to tuples, nested dicts to dataclasses), checking
+    its type: a ``ValueError`` names the field when the value does not fit."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if value is None:
-        return None
-    if dataclasses.is_dataclass(hint) and isinstance(value, Mapping):
-        return config_from_dict(hint, value)  # type: ignore[arg-type]
+        if hint is Any or (origin in (typing.Union, types.UnionType) and type(None) in args):
+            return None
+        raise ValueError(f"{name} must not be null")
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, Mapping):
+            raise ValueError(f"{name} must be a JSON object, got {type(value).__name__}")
+        try:
+            return config_from_dict(hint, value)  # type: ignore[arg-type]
+        except ValueError as err:
+            raise ValueError(f"{name}: {err}") from None
     if origin in (typing.Union, types.UnionType):
         inner = [a for a in args if a is not type(None)]
         return _coerce(inner[0], value, name) if len(inner) == 1 else value
-    if origin is tuple and isinstance(value, list):
-        item = args[0] if args else Any
-        return tuple(_coerce(item, v, name) for v in value)
-    if hint is float and isinstance(value, int):
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"{name} must be a list, got {type(value).__name__}")
+        _check_length(hint, len(value), name)
+        items = [_coerce(t, v, name) for t, v in zip(_item_types(hint, len(value)), value)]
+        return origin(items)
+    return _coerce_scalar(hint, value, name)
+
+
+def _coerce_scalar(hint: Any, value: Any, name: str) -> Any:
+    if hint is bool and not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    if hint is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{name} must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, got {value!r}")
         return float(value)
+    if hint is str and not isinstance(value, str):
+        raise ValueError(f"{name} must be a string, got {value!r}")
     return value
+
+
+def _check_length(hint: Any, n: int, name: str) -> None:
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) is tuple and args and args[-1] is not Ellipsis and n != len(args):
+        raise ValueError(f"{name} expects {len(args)} values, got {n}")
+
+
+def _item_types(hint: Any, n: int) -> list[Any]:
+    args = typing.get_args(hint)
+    if not args:
+        return [Any] * n
+    if typing.get_origin(hint) is tuple and Ellipsis not in args and len(args) == n:
+        return list(args)
+    return [args[0]] * n

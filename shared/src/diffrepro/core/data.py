@@ -33,15 +33,46 @@ SKIMAGE_PHOTOS = (
 
 
 def load_image(path: str | os.PathLike) -> torch.Tensor:
-    """An RGB image file as a (3, H, W) float tensor in [-1, 1]."""
+    """An RGB image file as a (3, H, W) float tensor in [-1, 1].
+
+    Every Pillow mode is converted by its own range: 8-bit modes (L, P, RGB, RGBA, CMYK, ...)
+    through RGB, 16-bit greyscale (``I;16*``, and ``I`` as Pillow opens 16-bit PNGs) by
+    65535, 32-bit float (``F``) as values in [0, 1]. Greyscale becomes three equal channels."""
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"image {path} is a folder, expected an image file")
     if not path.is_file():
         raise FileNotFoundError(f"image not found: {path}")
     try:
         with Image.open(path) as img:
-            return pil_to_tensor(img.convert("RGB"))
-    except (UnidentifiedImageError, OSError, ValueError) as err:
+            img.load()
+            return _image_to_tensor(img, path)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
         raise ValueError(f"cannot read image {path}: {err}") from None
+
+
+def _image_to_tensor(img: Image.Image, path: Path) -> torch.Tensor:
+    if img.width < 1 or img.height < 1:
+        raise ValueError(f"image {path} is empty ({img.width}x{img.height})")
+    if img.mode.startswith("I;16") or img.mode == "I":
+        array = np.asarray(img).astype(np.float64)
+        if array.min() < 0 or array.max() > 65535:
+            raise ValueError(f"image {path}: 32-bit integer pixels outside the 16-bit range")
+        return _grey_to_rgb(array / 65535.0)
+    if img.mode == "F":
+        array = np.asarray(img).astype(np.float64)
+        if not np.isfinite(array).all():
+            raise ValueError(f"image {path} has non-finite (NaN or infinite) pixels")
+        if array.min() < 0 or array.max() > 1:
+            raise ValueError(f"image {path}: float pixels must lie in [0, 1]")
+        return _grey_to_rgb(array)
+    return pil_to_tensor(img.convert("RGB"))
+
+
+def _grey_to_rgb(unit: np.ndarray) -> torch.Tensor:
+    """A (H, W) array in [0, 1] as a (3, H, W) float32 tensor in [-1, 1]."""
+    grey = torch.from_numpy(unit * 2.0 - 1.0).float()
+    return grey[None].expand(3, -1, -1).contiguous()
 
 
 def pil_to_tensor(img: Image.Image) -> torch.Tensor:

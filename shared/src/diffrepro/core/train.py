@@ -23,7 +23,12 @@ It also makes 2-process DDP compute the same steps as one process with ``grad_ac
 Checkpoints go to ``out_dir/checkpoints/step_<7 digits>/`` (``model.safetensors`` and
 ``ema.safetensors`` with the configs as JSON metadata, ``train_state.pt`` with optimizer state and
 step), written to a temporary folder and renamed, then ``checkpoints/latest`` names the newest;
-the oldest beyond ``keep_checkpoints`` are deleted. TensorBoard logs go to ``out_dir/tb``.
+the oldest of this run beyond ``keep_checkpoints`` are deleted (only steps before the one just
+written, so ``latest`` always names a complete folder). ``resume=False`` never deletes anything:
+it refuses an ``out_dir`` that already holds checkpoints (:func:`check_run_dir`, which commands
+call before they write anything). TensorBoard logs go to ``out_dir/tb``; when stderr is not a
+terminal a one-line progress report (step, loss, elapsed, ETA) is printed every
+``DIFFREPRO_PROGRESS_SECONDS`` (default 30) seconds instead of the progress bar.
 """
 
 from __future__ import annotations
@@ -34,8 +39,10 @@ import dataclasses
 import math
 import os
 import random
+import re
 import shutil
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -52,6 +59,7 @@ from diffrepro.core.checkpoints import (
     load_state_dict,
     save_checkpoint,
 )
+from diffrepro.core.config import config_from_saved
 from diffrepro.core.data import save_grid
 from diffrepro.core.nn.ema import EMA
 
@@ -119,6 +127,7 @@ def train(
     """Train ``model`` for ``config.steps`` optimizer steps (continuing from the last checkpoint
     in ``out_dir`` when ``resume``). ``params`` defaults to every parameter that requires grad."""
     out_dir = Path(out_dir)
+    check_run_dir(out_dir, resume)
     created_group = init_distributed()
     rank, world = _rank_world()
     device = torch.device(device) if device is not None else _default_device()
@@ -145,6 +154,7 @@ def train(
     bar = tqdm(
         total=config.steps, initial=step, disable=rank != 0 or not sys.stderr.isatty(), desc="train"
     )
+    report = ProgressLines("train", config.steps, step) if rank == 0 and bar.disable else None
     try:
         while step < config.steps:
             loss, grad_norm = _step(
@@ -156,6 +166,8 @@ def train(
             losses.append(loss)
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.4f}")
+            if report is not None:
+                report.update(step, f"loss {loss:.4f}")
             if step % config.log_every == 0 or step == config.steps:
                 mean_loss = _mean_over_ranks(loss, device, world)
                 if logger:
@@ -248,6 +260,37 @@ class ShuffledBatches:
         return int(self._perm[position % n])
 
 
+class ProgressLines:
+    """Periodic one-line progress on stderr for logs (where a progress bar would be silent):
+    ``train: step 120/600 (20%), loss 0.1234, elapsed 1m02s, ETA 4m08s``, at most every
+    ``DIFFREPRO_PROGRESS_SECONDS`` (default 30) seconds, and at the last step."""
+
+    def __init__(self, desc: str, total: int, start: int = 0) -> None:
+        self.desc, self.total, self.start = desc, total, start
+        self.every = float(os.environ.get("DIFFREPRO_PROGRESS_SECONDS", "30"))
+        self.began = self.last = time.monotonic()
+
+    def update(self, done: int, extra: str = "") -> None:
+        now = time.monotonic()
+        if now - self.last < self.every and done < self.total:
+            return
+        self.last = now
+        elapsed = now - self.began
+        rate = (done - self.start) / elapsed if elapsed > 0 else 0.0
+        eta = (self.total - done) / rate if rate > 0 else float("nan")
+        parts = [f"{self.desc}: step {done}/{self.total} ({100 * done // max(self.total, 1)}%)"]
+        parts += [extra] if extra else []
+        parts += [f"elapsed {_duration(elapsed)}", f"ETA {_duration(eta)}"]
+        print(", ".join(parts), file=sys.stderr, flush=True)
+
+
+def _duration(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
 def seed_for_micro_batch(seed: int, index: int) -> None:
     """Seed torch (all devices), numpy and random from (seed, micro-batch index)."""
     state = np.random.SeedSequence([seed, index]).generate_state(2)
@@ -274,28 +317,83 @@ def save_training_checkpoint(
     final = root / f"step_{step:07d}"
     tmp = root / f".{final.name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    meta = {"train": dataclasses.asdict(config), "model": _as_dict(model_config), "step": step}
-    save_checkpoint(tmp / "model.safetensors", model, meta)
-    if ema is not None:
-        save_checkpoint(tmp / "ema.safetensors", ema.state_dict(), meta)
-    state = {"optimizer": optimizer.state_dict(), "step": step, "losses": list(losses or [])}
-    torch.save(state, tmp / "train_state.pt")
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
+    meta = {
+        "train": dataclasses.asdict(config),
+        "model": _as_dict(model_config),
+        "model_class": _class_name(model_config),
+        "step": step,
+    }
+    try:
+        save_checkpoint(tmp / "model.safetensors", model, meta)
+        if ema is not None:
+            save_checkpoint(tmp / "ema.safetensors", ema.state_dict(), meta)
+        state = {"optimizer": optimizer.state_dict(), "step": step, "losses": list(losses or [])}
+        torch.save(state, tmp / "train_state.pt")
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     atomic_write(root / "latest", lambda p: p.write_text(final.name))
-    for old in sorted(root.glob("step_*"))[: -config.keep_checkpoints]:
+    older = [
+        p for p in sorted(root.glob("step_*")) if _step_of(p) is not None and _step_of(p) < step
+    ]
+    for old in older[: max(len(older) - (config.keep_checkpoints - 1), 0)]:
         shutil.rmtree(old, ignore_errors=True)
     return final
 
 
+def check_run_dir(out_dir: str | os.PathLike, resume: bool) -> None:
+    """Refuse to start a fresh run (``resume=False``) in a folder that already holds checkpoints:
+    nothing of an earlier run is ever deleted or mixed with the new one. Call it before writing
+    anything into ``out_dir``."""
+    root = Path(out_dir) / "checkpoints"
+    if resume or not root.is_dir():
+        return
+    if any(root.glob("step_*")) or (root / "latest").exists():
+        raise ValueError(
+            f"--out {out_dir} already holds the checkpoints of an earlier run; --no-resume "
+            "starts a fresh run and never deletes them: choose a new --out (or remove that folder)"
+        )
+
+
 def latest_checkpoint(out_dir: str | os.PathLike) -> Path | None:
+    """The folder ``checkpoints/latest`` names, or None for a run without checkpoints."""
     pointer = Path(out_dir) / "checkpoints" / "latest"
     if not pointer.is_file():
         return None
-    folder = pointer.parent / pointer.read_text().strip()
-    if not (folder / "train_state.pt").is_file():
-        raise FileNotFoundError(f"{pointer} names {folder}, which is not a complete checkpoint")
+    try:
+        name = pointer.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(f"cannot read the checkpoint pointer {pointer}: {err}") from None
+    if not re.fullmatch(r"step_\d{7}", name):
+        raise ValueError(f"{pointer} should name a step_<7 digits> folder, but holds {name[:40]!r}")
+    folder = pointer.parent / name
+    missing = [f for f in ("model.safetensors", "train_state.pt") if not (folder / f).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"{pointer} names {folder}, which is not a complete checkpoint "
+            f"(missing {', '.join(missing)})"
+        )
     return folder
+
+
+def model_config_from_checkpoint(cls: type, meta: dict[str, Any], path: str | os.PathLike) -> Any:
+    """The model config (``cls``) of a training checkpoint's metadata, with clear errors for
+    a checkpoint without one and for another paper's checkpoint."""
+    if not isinstance(meta.get("model"), dict):
+        raise ValueError(f"{path} carries no {cls.__name__}: it was not written by this command")
+    saved_class = meta.get("model_class")
+    return config_from_saved(
+        cls,
+        meta["model"],
+        str(path),
+        saved_class=saved_class if isinstance(saved_class, str) else None,
+    )
+
+
+def _step_of(folder: Path) -> int | None:
+    match = re.fullmatch(r"step_(\d+)", folder.name)
+    return int(match.group(1)) if match else None
 
 
 def _restore(
@@ -308,15 +406,44 @@ def _restore(
         ema_path = folder / "ema.safetensors"
         if not ema_path.is_file():
             raise FileNotFoundError(f"cannot resume with EMA: {ema_path} is missing")
-        ema.load_state_dict(load_checkpoint(ema_path)[0])
-    state = torch.load(folder / "train_state.pt", map_location="cpu", weights_only=True)
+        ema_weights = load_checkpoint(ema_path)[0]
+        try:
+            ema.load_state_dict(ema_weights)
+        except (KeyError, RuntimeError) as err:
+            raise ValueError(f"cannot resume: {ema_path} does not fit the model ({err})") from None
+    state = _read_train_state(folder / "train_state.pt")
     try:
         optimizer.load_state_dict(state["optimizer"])
-    except (ValueError, KeyError) as err:
+    except (ValueError, KeyError, TypeError) as err:
         raise ValueError(
             f"optimizer state in {folder} does not fit the parameters being trained: {err}"
         ) from None
     return int(state["step"]), [float(v) for v in state.get("losses", [])]
+
+
+def _read_train_state(path: Path) -> dict[str, Any]:
+    """``train_state.pt`` (weights-only unpickling); a clear error for a corrupt or foreign one."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # UnpicklingError, RuntimeError, EOFError, ... for bad files
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(
+            f"cannot resume: {path} is not a readable training state ({first})"
+        ) from None
+    ok = isinstance(state, dict) and isinstance(state.get("optimizer"), dict)
+    ok = ok and isinstance(state.get("step"), int) and isinstance(state.get("losses", []), list)
+    if not ok:
+        raise ValueError(
+            f"cannot resume: {path} is not a training state written by diffrepro "
+            "(expected optimizer, step and losses)"
+        )
+    return state
+
+
+def _class_name(config: Any) -> str | None:
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        return f"{type(config).__module__}.{type(config).__qualname__}"
+    return None
 
 
 def _as_dict(config: Any) -> Any:
