@@ -130,6 +130,8 @@ def test_bad_input_is_one_clear_error_line(tmp_path, checkpoint, capsys):
     assert code == 2
     empty = tmp_path / "empty_run"
     empty.mkdir()
-    code = main(["sample", "--audio", "a.wav", "--out", "x.bvh", "--checkpoint", str(empty)])
+    capsys.readouterr()
+    audio = str(write_wav(tmp_path / "ok.wav", np.zeros(1600, np.float32), 16000))
+    code = main(["sample", "--audio", audio, "--out", "x.bvh", "--checkpoint", str(empty)])
     assert code == 2
     assert "no training checkpoint in" in capsys.readouterr().err

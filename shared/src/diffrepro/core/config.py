@@ -47,6 +47,44 @@ def apply_overrides(cfg: Cfg, overrides: Iterable[str]) -> Cfg:
     return cfg
 
 
+def check_ranges(
+    cfg: Any,
+    *,
+    positive: Iterable[str] = (),
+    nonnegative: Iterable[str] = (),
+    fraction: Iterable[str] = (),
+    choices: Mapping[str, Iterable[Any]] | None = None,
+) -> None:
+    """Range checks for a config's ``__post_init__``: a ``ValueError`` names the first field that
+    is not > 0 (``positive``), not >= 0 (``nonnegative``), not in [0, 1] (``fraction``) or not one
+    of its ``choices``. ``None`` values (optional fields) are skipped; non-finite floats fail."""
+    name = type(cfg).__name__
+    for field_name in positive:
+        _check_number(cfg, field_name, lambda v: v > 0, "> 0", name)
+    for field_name in nonnegative:
+        _check_number(cfg, field_name, lambda v: v >= 0, ">= 0", name)
+    for field_name in fraction:
+        _check_number(cfg, field_name, lambda v: 0 <= v <= 1, "in [0, 1]", name)
+    for field_name, allowed in (choices or {}).items():
+        allowed = tuple(allowed)
+        if getattr(cfg, field_name) not in allowed:
+            raise ValueError(
+                f"{name}.{field_name} must be one of {', '.join(map(repr, allowed))}, "
+                f"got {getattr(cfg, field_name)!r}"
+            )
+
+
+def _check_number(cfg: Any, field_name: str, ok: Any, rule: str, name: str) -> None:
+    value = getattr(cfg, field_name)
+    if value is None:
+        return
+    values = value if isinstance(value, tuple) else (value,)
+    for v in values:
+        bad = isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
+        if bad or not ok(v):
+            raise ValueError(f"{name}.{field_name} must be {rule}, got {value!r}")
+
+
 def config_to_dict(cfg: Any) -> dict[str, Any]:
     """A JSON-ready dict of a (possibly nested) config dataclass; tuples become lists."""
     if not dataclasses.is_dataclass(cfg):

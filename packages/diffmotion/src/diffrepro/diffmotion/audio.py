@@ -39,6 +39,8 @@ DEFAULT_MEL = MelConfig()
 def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
     """Read a PCM WAV file as mono float32 in [-1, 1] and its sample rate."""
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"WAV file {path} is a folder, expected a file")
     if not path.is_file():
         raise FileNotFoundError(f"WAV file not found: {path}")
     try:
@@ -47,6 +49,13 @@ def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
             raw = f.readframes(f.getnframes())
     except (wave.Error, EOFError) as err:
         raise ValueError(f"{path}: not a readable PCM WAV file ({err})") from None
+    if width not in (1, 2, 3, 4) or channels < 1 or rate < 1:
+        raise ValueError(f"{path}: unsupported WAV ({width}-byte samples, {channels} channels)")
+    frame_bytes = width * channels
+    if len(raw) % frame_bytes:
+        raw = raw[: len(raw) - len(raw) % frame_bytes]  # a truncated last frame
+    if not raw:
+        raise ValueError(f"{path}: the WAV file holds no audio samples (empty or truncated)")
     if width == 1:
         data = (np.frombuffer(raw, np.uint8).astype(np.float32) - 128.0) / 128.0
     elif width == 3:

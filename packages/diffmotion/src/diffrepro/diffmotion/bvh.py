@@ -8,11 +8,16 @@ write -> read -> write reproduces the file byte for byte. Malformed files raise 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from diffrepro.core.checkpoints import atomic_write
+
+MIN_FRAME_TIME = 1e-4  # seconds: 10 kHz
+MAX_FRAME_TIME = 60.0
 VALID_CHANNELS = ("Xposition", "Yposition", "Zposition", "Xrotation", "Yrotation", "Zrotation")
 
 
@@ -126,9 +131,12 @@ class _Lines:
         if len(tokens) != count:
             raise self.error(f"{what} needs {count} numbers, found {len(tokens)}", line)
         try:
-            return tuple(float(t) for t in tokens)
+            values = tuple(float(t) for t in tokens)
         except ValueError:
             raise self.error(f"{what} has a value that is not a number: {tokens}", line) from None
+        if not all(math.isfinite(v) for v in values):
+            raise self.error(f"{what} has a non-finite value (NaN or infinity)", line)
+        return values
 
 
 def _parse_joint(lines: _Lines, name: str, parent: int, joints: list[Joint]) -> None:
@@ -192,9 +200,14 @@ def parse_bvh(text: str, source: str = "<bvh>") -> Motion:
     lines.expect("MOTION")
     frames_line = lines.rows[lines.pos][0] if lines.pos < len(lines.rows) else None
     frames = int(_parse_header_value(lines, ["Frames:"], int))
+    if frames < 0:
+        raise lines.error(f"Frames must be >= 0, got {frames}", frames_line)
     frame_time = float(_parse_header_value(lines, ["Frame", "Time:"], float))
-    if frame_time <= 0:
-        raise lines.error(f"Frame Time must be positive, got {frame_time}")
+    if not (MIN_FRAME_TIME <= frame_time <= MAX_FRAME_TIME):  # also rejects NaN
+        raise lines.error(
+            f"Frame Time must be a finite number of seconds in [{MIN_FRAME_TIME}, "
+            f"{MAX_FRAME_TIME}] (at most 10 kHz, at least one frame a minute), got {frame_time}"
+        )
     rows = [lines.floats(t, n, skeleton.num_channels, "frame") for n, t in lines.rows[lines.pos :]]
     if len(rows) < frames:
         raise lines.error(
@@ -207,9 +220,15 @@ def parse_bvh(text: str, source: str = "<bvh>") -> Motion:
 def read_bvh(path: str | Path) -> Motion:
     """Read a BVH file (see :func:`parse_bvh`)."""
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"BVH file {path} is a folder, expected a file")
     if not path.is_file():
         raise FileNotFoundError(f"BVH file not found: {path}")
-    return parse_bvh(path.read_text(), str(path))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not a BVH file (not UTF-8 text; binary?)") from None
+    return parse_bvh(text, str(path))
 
 
 def _format(values: tuple[float, ...] | np.ndarray) -> str:
@@ -250,10 +269,8 @@ def format_bvh(motion: Motion) -> str:
 def write_bvh(motion: Motion, path: str | Path) -> Path:
     """Write a motion as a BVH file (atomically: a temporary file, then a rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(format_bvh(motion))
-    tmp.replace(path)
+    text = format_bvh(motion)
+    atomic_write(path, lambda tmp: tmp.write_text(text))
     return path
 
 

@@ -7,7 +7,15 @@ import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
-from diffrepro.core.cli import add_common_args, paper_parser, run
+from diffrepro.core.cli import (
+    add_common_args,
+    device_name,
+    out_file,
+    paper_parser,
+    positive_int,
+    run,
+    seed_int,
+)
 
 from .paper import PAPER
 
@@ -26,14 +34,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--utterances",
-        type=int,
+        type=positive_int,
         default=40,
         help="synthetic utterances to make when --data is not given (default 40)",
     )
     train.set_defaults(func=_train)
     sample = commands.add_parser("sample", help="generate a gesture BVH for a speech WAV")
     sample.add_argument("--audio", type=Path, required=True, help="speech WAV file")
-    sample.add_argument("--out", type=Path, required=True, help="BVH file to write")
+    sample.add_argument("--out", type=out_file, required=True, help="BVH file to write")
     sample.add_argument(
         "--checkpoint", type=Path, default=TRAIN_DIR,
         help=f"a train run folder (its latest checkpoint; default {TRAIN_DIR}) or a "
@@ -47,15 +55,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sample.add_argument(
         "--samples-per-frame",
-        type=int,
+        type=positive_int,
         default=None,
         help="K samples per frame (official: 200 with --reduce median)",
     )
     sample.add_argument("--reduce", choices=("none", "median", "mean"), default=None)
-    sample.add_argument("--steps", type=int, default=None, help="diffusion steps (default all)")
+    sample.add_argument(
+        "--steps", type=positive_int, default=None, help="diffusion steps (default all)"
+    )
     sample.add_argument("--alignment", choices=("training", "official"), default=None)
-    sample.add_argument("--device", default="auto")
-    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--device", type=device_name, default="auto")
+    sample.add_argument("--seed", type=seed_int, default=0)
     sample.set_defaults(func=_sample)
     return parser
 
@@ -94,11 +104,14 @@ def _train(args: argparse.Namespace) -> None:
 def _sample(args: argparse.Namespace) -> None:
     from diffrepro.core.repro import resolve_device
 
+    from .audio import read_wav
     from .bvh import read_bvh
     from .pipeline import gestures_for_audio
     from .skeleton import upper_body_skeleton
     from .train import load_model
 
+    read_wav(args.audio)  # a bad WAV or skeleton fails before the model is loaded
+    skeleton = read_bvh(args.skeleton).skeleton if args.skeleton else upper_body_skeleton()
     model, cfg = load_model(args.checkpoint, resolve_device(args.device))
     choices = {
         "samples_per_frame": args.samples_per_frame, "reduce": args.reduce,
@@ -111,6 +124,9 @@ def _sample(args: argparse.Namespace) -> None:
         sampling = dataclasses.replace(sampling, samples_per_frame=200)  # the official setting
     if args.reduce is None and sampling.samples_per_frame > 1:
         sampling = dataclasses.replace(sampling, reduce="median")
-    skeleton = read_bvh(args.skeleton).skeleton if args.skeleton else upper_body_skeleton()
+    if sampling.steps is not None and sampling.steps > cfg.model.diffusion_steps:
+        raise ValueError(
+            f"--steps {sampling.steps} exceeds the model's {cfg.model.diffusion_steps} diffusion steps"
+        )
     path = gestures_for_audio(model, cfg, args.audio, args.out, skeleton, sampling, seed=args.seed)
     print(f"wrote {path}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from diffrepro.core.config import check_ranges
+
 from .skeleton import UPPER_BODY
 
 REDUCTIONS = ("none", "median", "mean")
@@ -30,6 +32,20 @@ class ModelConfig:
     beta_start: float = 1e-4
     beta_end: float = 0.1
 
+    def __post_init__(self) -> None:
+        check_ranges(
+            self,
+            positive=(
+                "pose_dim", "audio_dim", "seqlen", "lstm_hidden", "lstm_layers",
+                "residual_layers", "residual_channels", "dilation_cycle", "residual_hidden",
+                "step_embedding_dim", "diffusion_steps", "beta_start", "beta_end",
+            ),
+            nonnegative=("lookahead",),
+            fraction=("lstm_dropout", "beta_start", "beta_end"),
+        )  # fmt: skip
+        if self.beta_start >= self.beta_end:
+            raise ValueError("ModelConfig.beta_start must be below beta_end")
+
     @property
     def speech_window(self) -> int:
         return self.seqlen + 1 + self.lookahead
@@ -52,6 +68,9 @@ class SamplingConfig:
     steps: int | None = None
     alignment: str = "training"
 
+    def __post_init__(self) -> None:
+        check_ranges(self, positive=("samples_per_frame", "steps"))  # choices: generate()
+
 
 @dataclass(frozen=True)
 class DiffMotionConfig:
@@ -70,6 +89,18 @@ class DiffMotionConfig:
     steps: int = 5300  # about 50 epochs of the 8428 Trinity training clips at batch 80
     log_every: int = 50
     checkpoint_every: int = 500  # the core loop keeps the last two and resumes exactly
+
+    def __post_init__(self) -> None:
+        check_ranges(
+            self,
+            positive=(
+                "fps", "clip_frames", "clip_hop", "batch_size", "lr", "steps", "log_every",
+                "checkpoint_every",
+            ),
+            fraction=("data_dropout",),
+        )  # fmt: skip
+        if not self.joints:
+            raise ValueError("DiffMotionConfig.joints must name at least one joint")
 
 
 PRESETS: dict[str, DiffMotionConfig] = {
