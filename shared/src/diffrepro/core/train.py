@@ -59,7 +59,7 @@ from diffrepro.core.checkpoints import (
     load_state_dict,
     save_checkpoint,
 )
-from diffrepro.core.config import config_from_saved
+from diffrepro.core.config import check_ranges, config_from_saved
 from diffrepro.core.data import save_grid
 from diffrepro.core.nn.ema import EMA
 
@@ -97,10 +97,17 @@ class TrainConfig:
             "keep_checkpoints",
             "log_every",
         ):
-            if getattr(self, name) < 1:
-                raise ValueError(
-                    f"TrainConfig.{name} must be at least 1, got {getattr(self, name)}"
-                )
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"TrainConfig.{name} must be an integer >= 1, got {value!r}")
+        check_ranges(
+            self,
+            positive=("lr", "grad_clip"),
+            nonnegative=("weight_decay", "warmup_steps", "image_every", "seed"),
+            fraction=("ema_decay",),
+        )
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ValueError(f"TrainConfig.betas must be two numbers in [0, 1), got {self.betas}")
 
 
 @dataclasses.dataclass

@@ -11,7 +11,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from diffrepro.core.config import check_ranges
 from diffrepro.core.models.unet import UNetConfig, unet_preset
+from diffrepro.core.schedules import space_timesteps
 from diffrepro.core.train import TrainConfig
 
 from .guidance import GuidanceConfig
@@ -53,6 +55,26 @@ class ADIRConfig:
     guidance: GuidanceConfig = GuidanceConfig()
     adapt: AdaptConfig = AdaptConfig()
     train: TrainConfig = TrainConfig(steps=20000, batch_size=32, lr=1e-4, checkpoint_every=1000)
+
+    def __post_init__(self) -> None:
+        check_ranges(self, positive=("diffusion_steps", "clip_x0"), nonnegative=("noise_sigma",))
+        try:
+            space_timesteps(self.diffusion_steps, self.sample_steps)
+        except ValueError as err:
+            raise ValueError(f"sample_steps={self.sample_steps!r}: {err}") from None
+        check_ranges(
+            self.unet,
+            positive=(
+                "image_size", "in_channels", "model_channels", "out_channels", "num_res_blocks",
+                "attention_resolutions", "channel_mult", "num_heads", "num_groups",
+            ),
+            fraction=("dropout",),
+        )  # fmt: skip
+        if self.unet.model_channels % self.unet.num_groups:
+            raise ValueError(
+                f"unet.model_channels ({self.unet.model_channels}) must be a multiple of "
+                f"unet.num_groups ({self.unet.num_groups})"
+            )
 
     @property
     def variance(self) -> str:

@@ -10,8 +10,10 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw
 from torch import Tensor
 
+from diffrepro.core.checkpoints import atomic_write
 from diffrepro.core.data import IMAGE_EXTENSIONS, center_crop, resize_shorter, to_pil
 from diffrepro.core.data import load_image as load_rgb
+from diffrepro.core.data import save_image as save_png
 
 __all__ = ["IMAGE_EXTENSIONS", "figure", "load_image", "save_image"]
 
@@ -23,10 +25,8 @@ def load_image(path: str | os.PathLike, size: int | None = None) -> Tensor:
 
 
 def save_image(image: Tensor, path: str | os.PathLike) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    to_pil(image).save(path)
-    return path
+    """A (C, H, W) image in [-1, 1] as an 8-bit PNG, written atomically."""
+    return save_png(image, path)
 
 
 def figure(
@@ -50,6 +50,5 @@ def figure(
             cell = cell.expand(3, -1, -1) if cell.shape[0] == 1 else cell
             grid.paste(to_pil(cell), (j * (size + pad), header + i * (size + pad)))
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    grid.save(path)
+    atomic_write(path, lambda tmp: grid.save(tmp, format="PNG"))
     return path

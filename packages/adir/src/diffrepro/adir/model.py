@@ -12,10 +12,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from diffrepro.core.checkpoints import load_checkpoint, load_state_dict
-from diffrepro.core.config import config_from_dict
-from diffrepro.core.models.unet import UNetConfig, UNetModel, load_guided_diffusion
+from diffrepro.core.models.unet import UNetModel, load_guided_diffusion
 from diffrepro.core.schedules import Schedule, space_timesteps
-from diffrepro.core.train import latest_checkpoint
+from diffrepro.core.train import latest_checkpoint, model_config_from_checkpoint
 
 from .config import ADIRConfig
 
@@ -36,9 +35,8 @@ def load_model(path: str | os.PathLike, cfg: ADIRConfig) -> tuple[UNetModel, ADI
         raise FileNotFoundError(f"checkpoint not found: {path}")
     if path.suffix.lower() == ".safetensors":
         state, saved = load_checkpoint(path)
-        unet = saved.get("model", {}).get("unet")
-        if unet is not None:
-            cfg = replace(cfg, unet=config_from_dict(UNetConfig, unet))
+        if saved:  # our own checkpoint: its UNet config travels with it
+            cfg = replace(cfg, unet=model_config_from_checkpoint(ADIRConfig, saved, path).unet)
         model = UNetModel(cfg.unet)
         load_state_dict(model, state, source=str(path))
         return model.eval(), cfg

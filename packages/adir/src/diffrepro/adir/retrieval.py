@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,10 +21,13 @@ import torch
 from scipy.spatial import cKDTree
 from tqdm.auto import tqdm
 
+from diffrepro.core.checkpoints import atomic_write
+
 from .embedders import Embedder
 from .images import IMAGE_EXTENSIONS, load_image
 
 METHODS = ("kdtree", "brute")
+INDEX_KEYS = ("embeddings", "paths", "digests", "embedder")
 
 
 def file_digest(path: str | os.PathLike) -> str:
@@ -68,17 +72,20 @@ class RetrievalIndex:
         return len(self.paths)
 
     def save(self, path: str | os.PathLike) -> Path:
+        """Write the index as ``.npz`` atomically (a temporary file beside it, then a rename)."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(
-            tmp,
-            embeddings=self.embeddings,
-            paths=np.array(self.paths),
-            digests=np.array(self.digests),
-            embedder=np.array(self.embedder),
-        )
-        tmp.replace(path)
+        arrays = {
+            "embeddings": self.embeddings,
+            "paths": np.array(self.paths),
+            "digests": np.array(self.digests),
+            "embedder": np.array(self.embedder),
+        }
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **arrays)
+
+        atomic_write(path, write)
         return path
 
     @classmethod
@@ -88,13 +95,30 @@ class RetrievalIndex:
             raise FileNotFoundError(
                 f"retrieval index not found: {path} (build it with `adir index`)"
             )
-        with np.load(path, allow_pickle=False) as data:
-            return cls(
-                data["embeddings"],
-                tuple(data["paths"].tolist()),
-                tuple(data["digests"].tolist()),
-                str(data["embedder"]),
-            )
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                if not isinstance(data, np.lib.npyio.NpzFile):
+                    raise ValueError("a single array, not an .npz archive")
+                missing = [k for k in INDEX_KEYS if k not in data.files]
+                if missing:
+                    raise ValueError(f"no {', '.join(missing)} entries")
+                embeddings = np.asarray(data["embeddings"], dtype=np.float64)
+                if embeddings.ndim != 2 or not np.isfinite(embeddings).all():
+                    raise ValueError("the embeddings are not a finite (N, D) array")
+                index = cls(
+                    embeddings,
+                    tuple(str(p) for p in data["paths"].tolist()),
+                    tuple(str(d) for d in data["digests"].tolist()),
+                    str(data["embedder"]),
+                )
+        except (ValueError, TypeError, OSError, EOFError, zipfile.BadZipFile) as err:
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            if "allow_pickle" in reason:
+                reason = "it holds pickled objects, which are never loaded"
+            raise ValueError(
+                f"{path} is not a retrieval index written by `adir index` ({reason})"
+            ) from None
+        return index
 
     def excluded(self, files: Iterable[str | os.PathLike]) -> set[int]:
         """Rows that are one of ``files`` (same resolved path or same file content)."""

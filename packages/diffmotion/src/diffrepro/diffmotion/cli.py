@@ -126,7 +126,8 @@ def _sample(args: argparse.Namespace) -> None:
         sampling = dataclasses.replace(sampling, reduce="median")
     if sampling.steps is not None and sampling.steps > cfg.model.diffusion_steps:
         raise ValueError(
-            f"--steps {sampling.steps} exceeds the model's {cfg.model.diffusion_steps} diffusion steps"
+            f"--steps {sampling.steps} exceeds the model's "
+            f"{cfg.model.diffusion_steps} diffusion steps"
         )
     path = gestures_for_audio(model, cfg, args.audio, args.out, skeleton, sampling, seed=args.seed)
     print(f"wrote {path}")
