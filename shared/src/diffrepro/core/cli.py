@@ -191,7 +191,10 @@ def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> i
     to see the full traceback instead.
     """
     _one_line_errors(parser)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help, or the one-line usage error above
+        return exit_.code if isinstance(exit_.code, int) else 0
     try:
         result = args.func(args)
     except USER_ERRORS as err:

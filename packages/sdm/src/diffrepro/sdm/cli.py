@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from diffrepro.core.cli import add_common_args, paper_parser, run
+from diffrepro.core.cli import add_common_args, existing_dir, paper_parser, run
 from diffrepro.sdm.paper import PAPER
 
 if TYPE_CHECKING:
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 def build_parser() -> argparse.ArgumentParser:
     parser, commands = paper_parser(PAPER)
     train = commands.add_parser("train", help="train SDM from scratch on a folder of images")
-    train.add_argument("--data", type=Path, required=True, help="folder of training images")
+    train.add_argument("--data", type=existing_dir, required=True, help="folder of training images")
     add_common_args(train)
     train.set_defaults(func=_train)
     inpaint = commands.add_parser(
@@ -42,7 +42,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _train(args: argparse.Namespace) -> None:
-    from diffrepro.core.checkpoints import load_checkpoint
     from diffrepro.core.config import apply_overrides, select_preset
     from diffrepro.core.data import ImageFolder
     from diffrepro.core.repro import resolve_device
@@ -51,15 +50,27 @@ def _train(args: argparse.Namespace) -> None:
     from diffrepro.sdm.train import train
 
     cfg = apply_overrides(select_preset(PRESETS, args.preset), args.overrides)
+    device = resolve_device(args.device)
+    out = args.out if args.out is not None else Path("runs/sdm/train")
+    if (out / "generator_ema.safetensors").exists():
+        raise ValueError(
+            f"--out {out} already holds a trained generator (generator_ema.safetensors); "
+            "sdm train never overwrites one: choose a new --out"
+        )
     folder = ImageFolder(args.data)
     images = [folder[i] for i in range(len(folder))]
-    init = load_checkpoint(args.checkpoint)[0] if args.checkpoint else None
-    out = args.out or Path("runs/sdm/train")
+    small = [f for f, im in zip(folder.files, images) if min(im.shape[1:]) < cfg.resolution]
+    if small:
+        raise ValueError(
+            f"{small[0]} is smaller than the {cfg.resolution}x{cfg.resolution} training crops "
+            f"({len(small)} image(s) of {args.data} are)"
+        )
+    init = _init_weights(args.checkpoint, cfg) if args.checkpoint else None
     train(
         cfg,
         lambda n, gen: random_crops(images, n, cfg.resolution, gen, flip=cfg.train.flip),
         out,
-        device=resolve_device(args.device),
+        device=device,
         seed=args.seed,
         init_generator=init,
     )
@@ -69,6 +80,7 @@ def _train(args: argparse.Namespace) -> None:
 def _inpaint(args: argparse.Namespace) -> None:
     import torch
 
+    from diffrepro.core.cli import reject_together
     from diffrepro.core.config import apply_overrides
     from diffrepro.core.data import load_image, save_image
     from diffrepro.core.repro import resolve_device, seed_everything
@@ -77,6 +89,9 @@ def _inpaint(args: argparse.Namespace) -> None:
     from diffrepro.sdm.loading import load_generator
     from diffrepro.sdm.masks import load_mask
 
+    reject_together(
+        args, "--preset", "--checkpoint", "the checkpoint carries its own config (use --set)"
+    )
     image = load_image(args.input)
     mask = load_mask(args.mask) if args.mask else None
     device = resolve_device(args.device)
@@ -94,11 +109,24 @@ def _inpaint(args: argparse.Namespace) -> None:
     with torch.no_grad():
         generator_rng = torch.Generator(device).manual_seed(args.seed)
         steps = inpaint(generator.to(device), image, mask, cfg.decode, generator_rng)
-    out = args.out or Path("runs/sdm/inpaint")
+    out = args.out if args.out is not None else Path("runs/sdm/inpaint")
     save_image(steps[-1].image[0], out / "inpainted.png")
     save_image(mask[0].expand(3, -1, -1) * 2 - 1, out / "mask.png")
     iteration_figure(image, mask, steps, out / "iterations.png")
     print(f"wrote {out / 'inpainted.png'} and {out / 'iterations.png'}")
+
+
+def _init_weights(path: Path, cfg: SDMConfig) -> dict[str, torch.Tensor]:
+    """Generator weights to start from: an ``sdm train`` checkpoint whose network matches."""
+    from diffrepro.sdm.loading import generator_from_checkpoint
+
+    generator, saved = generator_from_checkpoint(path)
+    if saved.network != cfg.network:
+        raise ValueError(
+            f"--checkpoint {path} holds a generator with another network config than the "
+            f"{cfg.resolution}x{cfg.resolution} one being trained"
+        )
+    return generator.state_dict()
 
 
 def _generated_mask(cfg: SDMConfig, args: argparse.Namespace) -> torch.Tensor:

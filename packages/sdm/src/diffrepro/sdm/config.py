@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from diffrepro.core.config import check_ranges
 from diffrepro.sdm.decoding import DecodeConfig
 from diffrepro.sdm.discriminator import DiscriminatorConfig
 from diffrepro.sdm.masks import MaskConfig
@@ -49,6 +50,31 @@ class SDMConfig:
             )
         if not 1 <= self.train.unroll <= self.train.unroll_iterations:
             raise ValueError("train.unroll must lie in [1, train.unroll_iterations]")
+        self._check_ranges()
+
+    def _check_ranges(self) -> None:
+        """Counts, sizes and rates of every part (a zero batch or step count is an error)."""
+        check_ranges(
+            self.network,
+            positive=(
+                "resolution", "base_channels", "max_channels", "levels", "attention_resolutions",
+                "num_heads", "num_groups", "style_dim",
+            ),
+        )  # fmt: skip
+        check_ranges(self.discriminator, positive=("resolution", "base_channels", "max_channels"))
+        check_ranges(self.masks, fraction=("hole_range",))
+        check_ranges(self.decode, positive=("steps",), nonnegative=("alpha",))
+        check_ranges(
+            self.train,
+            positive=(
+                "steps", "batch_size", "lr", "r1_interval", "unroll_iterations", "log_every",
+                "checkpoint_every",
+            ),
+            nonnegative=("adv_weight", "perceptual_weight", "nll_weight", "r1_gamma"),
+            fraction=("ema_decay",),
+        )  # fmt: skip
+        if len(self.train.betas) != 2 or not all(0 <= b < 1 for b in self.train.betas):
+            raise ValueError(f"train.betas must be two numbers in [0, 1), got {self.train.betas}")
 
     @property
     def resolution(self) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from diffrepro.core.checkpoints import load_checkpoint, load_state_dict
-from diffrepro.core.config import config_from_dict, select_preset
+from diffrepro.core.config import config_from_saved, select_preset
 from diffrepro.sdm.config import PRESETS, SDMConfig
 from diffrepro.sdm.network import SDMNetwork
 
@@ -15,7 +15,11 @@ def generator_from_checkpoint(path: Path) -> tuple[SDMNetwork, SDMConfig]:
     weights, config = load_checkpoint(path)
     if not config:
         raise ValueError(f"{path} carries no SDM config: was it written by `sdm train`?")
-    cfg = config_from_dict(SDMConfig, config)
+    saved_class = config.get("model_class")  # a core training checkpoint (another paper's)
+    if isinstance(saved_class, str):
+        cfg = config_from_saved(SDMConfig, config.get("model"), str(path), saved_class=saved_class)
+    else:
+        cfg = config_from_saved(SDMConfig, config, str(path))
     generator = SDMNetwork(cfg.network)
     load_state_dict(generator, weights, source=str(path))
     return generator.eval(), cfg

@@ -83,11 +83,19 @@ def assert_mask(mask: torch.Tensor, name: str = "mask") -> None:
 
 def load_mask(path: str | Path) -> torch.Tensor:
     """A mask image (white = known, black = hole; MAT's convention) as a (1, H, W) {0, 1} tensor."""
+    from diffrepro.core.data import load_image
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"mask not found: {path}")
-    with Image.open(path) as image:
-        array = np.asarray(image.convert("L"), dtype=np.float32)
+    try:
+        with Image.open(path) as image:
+            if image.mode.startswith("I") or image.mode == "F":  # 16-bit / float: by its range
+                grey = load_image(path)[0].numpy()
+                return torch.from_numpy((grey >= 128 / 127.5 - 1).astype(np.float32))[None]
+            array = np.asarray(image.convert("L"), dtype=np.float32)
+    except (OSError, ValueError, SyntaxError) as err:
+        raise ValueError(f"cannot read mask image {path}: {err}") from None
     return torch.from_numpy((array >= 128).astype(np.float32))[None]
 
 

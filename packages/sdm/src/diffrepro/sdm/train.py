@@ -13,6 +13,7 @@ real images and the last iteration's composites, with lazy R1.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from tqdm import tqdm
 from diffrepro.core.checkpoints import load_state_dict, save_checkpoint
 from diffrepro.core.config import save_config
 from diffrepro.core.nn import EMA
+from diffrepro.core.train import ProgressLines
 from diffrepro.sdm.adversarial import discriminator_loss, generator_loss, r1_penalty
 from diffrepro.sdm.config import SDMConfig
 from diffrepro.sdm.decoding import advance, compose, initial_state
@@ -132,8 +134,13 @@ def train(
     weights = {"adv": tc.adv_weight, "pcp": tc.perceptual_weight, "nll": tc.nll_weight}
     history: list[dict[str, float]] = []
     with SummaryWriter(str(out_dir / "tensorboard")) as writer:
+        on_terminal = sys.stderr.isatty()
+        lines = ProgressLines("sdm train", tc.steps) if progress and not on_terminal else None
         for step in tqdm(
-            range(1, tc.steps + 1), desc="sdm train", disable=not progress, mininterval=2
+            range(1, tc.steps + 1),
+            desc="sdm train",
+            disable=not progress or not on_terminal,
+            mininterval=2,
         ):
             image = batches(tc.batch_size, crop_rng).to(device)
             mask0 = generate_masks(cfg.masks, tc.batch_size, rng).to(device)
@@ -157,6 +164,8 @@ def train(
             record = {k: float(v.detach()) for k, v in terms.items()}
             record |= {"g": float(loss_g.detach()), "d": float(loss_d.detach())}
             history.append(record)
+            if lines is not None:
+                lines.update(step, f"loss_g {record['g']:.4f}, loss_d {record['d']:.4f}")
             if step % tc.log_every == 0 or step == tc.steps:
                 for key, value in record.items():
                     writer.add_scalar(f"loss/{key}", value, step)

@@ -17,7 +17,15 @@ from pathlib import Path
 
 import torch
 
-from diffrepro.core.cli import add_common_args, paper_parser, run
+from diffrepro.core.cli import (
+    add_common_args,
+    existing_file,
+    paper_parser,
+    positive_int,
+    preset_given,
+    reject_together,
+    run,
+)
 from diffrepro.vidm.paper import PAPER
 
 DEFAULT_RUN = Path("runs/vidm/train")
@@ -28,18 +36,35 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train the content or the motion generator")
     add_common_args(train)
     train.add_argument("--stage", required=True, choices=("content", "motion"))
+    _add_trust_flag(train)
     train.set_defaults(func=_train)
     sample = commands.add_parser("sample", help="generate videos frame by frame")
     add_common_args(sample)
     sample.add_argument(
-        "--frames", type=int, default=None, help="frames per video (default: the config's)"
+        "--frames", type=positive_int, default=None, help="frames per video (default: the config's)"
     )
-    sample.add_argument("--num", type=int, default=None, help="videos to generate from scratch")
     sample.add_argument(
-        "--first", type=Path, nargs="+", default=None, help="first-frame image(s): one video each"
+        "--num", type=positive_int, default=None, help="videos to generate from scratch"
     )
+    sample.add_argument(
+        "--first",
+        type=existing_file,
+        nargs="+",
+        default=None,
+        help="first-frame image(s): one video each",
+    )
+    _add_trust_flag(sample)
     sample.set_defaults(func=_sample)
     return parser
+
+
+def _add_trust_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--trust-torchscript",
+        action="store_true",
+        help="allow flow.network to be a TorchScript file: loading one RUNS THE CODE IN IT, "
+        "so pass this only for a file you trust",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -57,7 +82,8 @@ def _config(args: argparse.Namespace, base=None):
 def _train(args: argparse.Namespace) -> None:
     from diffrepro.core.config import save_config
     from diffrepro.core.repro import resolve_device, seed_everything
-    from diffrepro.vidm.training import train_stage
+    from diffrepro.core.train import latest_checkpoint
+    from diffrepro.vidm.training import make_dataset, train_stage, training_flow_source
 
     if args.checkpoint is not None:
         raise ValueError(
@@ -66,9 +92,20 @@ def _train(args: argparse.Namespace) -> None:
     cfg = _config(args)
     device = resolve_device(args.device)
     seed_everything(args.seed)
-    out = args.out or DEFAULT_RUN
+    out = args.out if args.out is not None else DEFAULT_RUN
+    latest_checkpoint(out / args.stage)  # a broken earlier run fails before anything is written
+    if args.stage == "motion":
+        training_flow_source(cfg, trust=args.trust_torchscript)
+    dataset = make_dataset(cfg)
     save_config(cfg, out / f"{args.stage}_config.json")
-    _, result = train_stage(cfg, args.stage, out, device=device)
+    _, result = train_stage(
+        cfg,
+        args.stage,
+        out,
+        device=device,
+        dataset=dataset,
+        trust_torchscript=args.trust_torchscript,
+    )
     last = f"{result.losses[-1]:.4f}" if result.losses else "none (already trained)"
     print(f"{args.stage}: step {result.step}, last loss {last}, checkpoint {result.checkpoint}")
 
@@ -79,17 +116,30 @@ def _sample(args: argparse.Namespace) -> None:
     from diffrepro.vidm.training import generation_flow_source, load_generator
     from diffrepro.vidm.video_io import save_frame_grid, save_gif
 
+    if preset_given(args):
+        raise ValueError(
+            "--preset does not apply to `vidm sample`: the config comes with the trained "
+            "--checkpoint run (change sampling settings with --set)"
+        )
+    reject_together(args, "--first", "--num", "--first makes one video per image")
     device = resolve_device(args.device)
     seed_everything(args.seed)
-    motion, trained = load_generator(args.checkpoint or DEFAULT_RUN, "motion", device)
+    run_dir = args.checkpoint if args.checkpoint is not None else DEFAULT_RUN
+    motion, trained = load_generator(run_dir, "motion", device)
     cfg = _config(args, base=trained)
-    frames = args.frames or cfg.generation.frames
+    flow_source = generation_flow_source(cfg, trust=args.trust_torchscript)
+    frames = args.frames if args.frames is not None else cfg.generation.frames
+    num = args.num if args.num is not None else cfg.generation.num_videos
+    if frames < 1 or num < 1:
+        raise ValueError(
+            f"generation.frames and generation.num_videos must be >= 1 ({frames}, {num})"
+        )
     if args.first:
         first = _load_first_frames(args.first, cfg.data.image_size).to(device)
         seeds = [args.seed * 10_000 + k for k in range(len(first))]
     else:
-        content, _ = load_generator(args.checkpoint or DEFAULT_RUN, "content", device)
-        seeds = [args.seed * 10_000 + k for k in range(args.num or cfg.generation.num_videos)]
+        content, _ = load_generator(run_dir, "content", device)
+        seeds = [args.seed * 10_000 + k for k in range(num)]
         first = generate_first_frames(
             content, seeds, cfg.diffusion, truncation=cfg.generation.truncation
         )
@@ -99,10 +149,10 @@ def _sample(args: argparse.Namespace) -> None:
         frames,
         seeds,
         cfg.diffusion,
-        generation_flow_source(cfg),
+        flow_source,
         official_indexing=cfg.generation.official_indexing,
     )
-    out = args.out or Path("runs/vidm/samples")
+    out = args.out if args.out is not None else Path("runs/vidm/samples")
     gif = save_gif(videos, out / "videos.gif", fps=cfg.generation.fps)
     grid = save_frame_grid(videos, out / "frames.png")
     print(f"{len(seeds)} videos of {frames} frames: {gif}, {grid}")

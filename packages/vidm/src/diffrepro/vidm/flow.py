@@ -11,7 +11,9 @@ A flow source is any callable ``source(first, later) -> flow`` with images in [-
 - :class:`BlockMatchingFlow`: a parameter-free integer block matcher, the default when no flow
   network is given (adequate for the sprite videos; real videos want a real network);
 - :class:`TorchScriptFlow`: a user-supplied flow network (e.g. an exported SPyNet / RAFT) loaded
-  from a local TorchScript file, with an optional input-range conversion;
+  from a local TorchScript file, with an optional input-range conversion. Loading TorchScript
+  runs code from the file, so it is refused unless the user says they trust it
+  (``trust=True``, the ``--trust-torchscript`` flag of ``vidm train`` / ``vidm sample``);
 - ground-truth flow is not a callable: the synthetic dataset returns it with every clip, and
   training uses it directly (``motion.flow_source = "ground_truth"``).
 """
@@ -86,16 +88,22 @@ class TorchScriptFlow:
     normalise [0, 1] inputs with ImageNet statistics; the official VIDM fed [-1, 1] — see README).
     """
 
-    def __init__(self, path: str | Path, input_range: str = "01") -> None:
+    def __init__(self, path: str | Path, input_range: str = "01", *, trust: bool = False) -> None:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"flow network not found: {path}")
         if input_range not in ("01", "11"):
             raise ValueError(f"input_range must be '01' or '11', got {input_range!r}")
+        if not trust:
+            raise ValueError(
+                f"flow network {path} is a TorchScript file, and loading one runs the code in it: "
+                "pass --trust-torchscript only if you trust that file"
+            )
         try:
             self.net = torch.jit.load(str(path), map_location="cpu").eval()
-        except RuntimeError as err:
-            raise ValueError(f"cannot load {path} as a flow network: {err}") from None
+        except (RuntimeError, ValueError) as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ValueError(f"cannot load {path} as a TorchScript flow network: {first}") from None
         self.input_range, self.path = input_range, path
 
     @torch.no_grad()
@@ -116,8 +124,11 @@ class TorchScriptFlow:
         return flow
 
 
-def make_flow_source(name: str, *, radius: int = 8, path: str | None = None) -> FlowSource:
-    """The flow source called ``name``: "block_matching" or "torchscript" (needs ``path``)."""
+def make_flow_source(
+    name: str, *, radius: int = 8, path: str | None = None, trust: bool = False
+) -> FlowSource:
+    """The flow source called ``name``: "block_matching" or "torchscript" (needs ``path``, and
+    ``trust=True``, since loading TorchScript runs code from the file)."""
     if name == "block_matching":
         return BlockMatchingFlow(radius=radius)
     if name == "torchscript":
@@ -125,5 +136,5 @@ def make_flow_source(name: str, *, radius: int = 8, path: str | None = None) -> 
             raise ValueError(
                 "flow source 'torchscript' needs flow.network=<path to a TorchScript flow network>"
             )
-        return TorchScriptFlow(path)
+        return TorchScriptFlow(path, trust=trust)
     raise ValueError(f"unknown flow source {name!r}; expected 'block_matching' or 'torchscript'")

@@ -15,8 +15,12 @@ import torch
 from torch import Tensor, nn
 
 from diffrepro.core.checkpoints import load_checkpoint, load_state_dict
-from diffrepro.core.config import config_from_dict
-from diffrepro.core.train import TrainResult, latest_checkpoint, train
+from diffrepro.core.train import (
+    TrainResult,
+    latest_checkpoint,
+    model_config_from_checkpoint,
+    train,
+)
 from diffrepro.vidm.config import VIDMConfig
 from diffrepro.vidm.content import ContentUNet
 from diffrepro.vidm.diffusion import make_schedule, training_loss
@@ -42,8 +46,16 @@ def build_network(cfg: VIDMConfig, stage: str) -> nn.Module:
     return ContentUNet(cfg.content) if stage == "content" else MotionUNet(cfg.motion)
 
 
-def training_flow_source(cfg: VIDMConfig) -> FlowSource | None:
-    """None means ground truth (the dataset's ``flow``), else the configured estimator."""
+def flow_radius(cfg: VIDMConfig) -> int:
+    """``flow.radius``; 0 is the documented "half the image size" (negative is an error)."""
+    if cfg.flow.radius < 0:
+        raise ValueError(f"flow.radius must be >= 0 (0 = image_size // 2), got {cfg.flow.radius}")
+    return cfg.flow.radius if cfg.flow.radius > 0 else cfg.data.image_size // 2
+
+
+def training_flow_source(cfg: VIDMConfig, *, trust: bool = False) -> FlowSource | None:
+    """None means ground truth (the dataset's ``flow``), else the configured estimator
+    (``trust``: allow a TorchScript flow network, which runs code from its file)."""
     if cfg.flow.training == "ground_truth":
         if cfg.data.root:
             raise ValueError(
@@ -52,19 +64,17 @@ def training_flow_source(cfg: VIDMConfig) -> FlowSource | None:
             )
         return None
     return make_flow_source(
-        cfg.flow.training, radius=cfg.flow.radius or cfg.data.image_size // 2, path=cfg.flow.network
+        cfg.flow.training, radius=flow_radius(cfg), path=cfg.flow.network, trust=trust
     )
 
 
-def generation_flow_source(cfg: VIDMConfig) -> FlowSource:
+def generation_flow_source(cfg: VIDMConfig, *, trust: bool = False) -> FlowSource:
     return make_flow_source(
-        cfg.flow.generation,
-        radius=cfg.flow.radius or cfg.data.image_size // 2,
-        path=cfg.flow.network,
+        cfg.flow.generation, radius=flow_radius(cfg), path=cfg.flow.network, trust=trust
     )
 
 
-def stage_loss(cfg: VIDMConfig, stage: str) -> Callable[..., Tensor]:
+def stage_loss(cfg: VIDMConfig, stage: str, *, trust: bool = False) -> Callable[..., Tensor]:
     """``loss_fn(model, batch, generator=None) -> scalar`` for the shared training loop (a
     seeded ``generator`` fixes the frame indices, flips, steps and noise, e.g. for evaluation)."""
     _check_stage(stage)
@@ -78,7 +88,7 @@ def stage_loss(cfg: VIDMConfig, stage: str) -> Callable[..., Tensor]:
             return training_loss(model, x0, schedule, cfg.diffusion, generator)["loss"]
 
         return content_loss
-    flow_source = training_flow_source(cfg)
+    flow_source = training_flow_source(cfg, trust=trust)
 
     def motion_loss(
         model: nn.Module, batch: dict[str, Tensor], generator: torch.Generator | None = None
@@ -108,12 +118,14 @@ def train_stage(
     device: str | torch.device = "cpu",
     dataset: torch.utils.data.Dataset | list | None = None,
     resume: bool = True,
+    trust_torchscript: bool = False,
 ) -> tuple[nn.Module, TrainResult]:
     """Train one generator; returns the network carrying its EMA weights, and the loop's result."""
+    loss_fn = stage_loss(cfg, stage, trust=trust_torchscript)
     model = build_network(cfg, stage)
     result = train(
         model,
-        stage_loss(cfg, stage),
+        loss_fn,
         dataset if dataset is not None else make_dataset(cfg),
         cfg.train,
         Path(out_dir) / stage,
@@ -142,9 +154,7 @@ def load_generator(
     if not path.is_file():
         path = checkpoint / "model.safetensors"
     weights, meta = load_checkpoint(path)
-    if not isinstance(meta.get("model"), dict):
-        raise ValueError(f"{path} carries no VIDM config; it was not written by `vidm train`")
-    cfg = config_from_dict(VIDMConfig, meta["model"])
+    cfg = model_config_from_checkpoint(VIDMConfig, meta, path)
     model = build_network(cfg, stage)
     load_state_dict(model, weights, source=str(path))
     return model.to(device).eval(), cfg
