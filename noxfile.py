@@ -1,6 +1,6 @@
 """nox sessions of the diffrepro workspace (uv backend).
 
-    uv run nox            lint, core, parity and every paper session
+    uv run nox            lint, core, parity, every paper session and bad_inputs
     uv run nox -s adir    one paper, in a fresh environment holding only core + that paper
     uv run nox -s bench   benchmarks -> runs/bench/*.json and *.md
     uv run nox -s demo -- adir sdm   CPU demos and runs/REPORT.md (all papers without names)
@@ -22,7 +22,7 @@ TEST_TOOLS = ("pytest>=8",)
 
 nox.options.default_venv_backend = "uv"
 nox.options.reuse_venv = "yes"
-nox.options.sessions = ["lint", "core", "parity", *PAPERS]
+nox.options.sessions = ["lint", "core", "parity", *PAPERS, "bad_inputs"]
 
 
 def dist_name(slug: str) -> str:
@@ -76,6 +76,14 @@ def _paper_session(slug: str) -> None:
 
 for _slug in PAPERS:
     _paper_session(_slug)
+
+
+@nox.session
+def bad_inputs(session: nox.Session) -> None:
+    """The bad-input suite: every command, exit code 2, one error line, nothing on disk lost."""
+    sync(session, "--all-packages")
+    session.install(*TEST_TOOLS)
+    pytest(session, "tests/bad_inputs")
 
 
 @nox.session

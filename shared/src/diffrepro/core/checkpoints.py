@@ -18,6 +18,7 @@ import dataclasses
 import json
 import os
 import tempfile
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -142,16 +143,31 @@ def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
         raise ValueError(f"cannot read safetensors file {path}: {first}") from None
 
 
-def _read_pickle(path: Path, key: str | None) -> dict[str, torch.Tensor]:
+def torch_load_weights_only(path: Path, what: str = "a weights-only torch checkpoint") -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU; any failure is one ``ValueError``
+    naming ``path`` (without torch's advice to load the file unsafely)."""
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (
-        Exception
-    ) as err:  # torch raises UnpicklingError, RuntimeError, EOFError, ... for bad files
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValueError(
-            f"cannot read {path} as a weights-only torch checkpoint: {first_line}"
-        ) from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. torch's note on the pickle protocol
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
+        raise ValueError(f"cannot read {path} as {what}: {_load_failure(err)}") from None
+
+
+def _load_failure(err: Exception) -> str:
+    text = str(err).strip()
+    marker = "WeightsUnpickler error:"
+    if marker in text:
+        detail = text.split(marker, 1)[1].strip().splitlines()[0]
+        return f"it holds objects other than tensors, which are never unpickled ({detail})"
+    first = text.splitlines()[0] if text else type(err).__name__
+    if "weights_only" in first:
+        return "it holds objects other than tensors, which are never unpickled"
+    return first
+
+
+def _read_pickle(path: Path, key: str | None) -> dict[str, torch.Tensor]:
+    obj = torch_load_weights_only(path)
     if key is not None:
         if not isinstance(obj, Mapping) or key not in obj:
             found = ", ".join(map(str, obj)) if isinstance(obj, Mapping) else type(obj).__name__

@@ -55,7 +55,9 @@ def add_common_args(parser: argparse.ArgumentParser, *, preset: str = "demo") ->
         metavar="KEY=VALUE",
         help="override one config field (repeatable, e.g. --set steps=100)",
     )
-    parser.add_argument("--out", type=Path, default=None, help="output folder (default runs/...)")
+    parser.add_argument(
+        "--out", type=out_dir, default=None, help="output folder (default runs/...)"
+    )
     parser.add_argument(
         "--device", type=device_name, default="auto", help="cpu, cuda, cuda:N or auto (default)"
     )
@@ -151,6 +153,14 @@ def existing_dir(text: str) -> Path:
     return path
 
 
+def out_dir(text: str) -> Path:
+    """An output folder path: not an existing file."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{path} is a file, expected a folder to write into")
+    return path
+
+
 def out_file(text: str) -> Path:
     """An output file path: not an existing folder."""
     path = Path(text)
@@ -173,7 +183,7 @@ def paper_parser(paper: papers.Paper) -> tuple[argparse.ArgumentParser, argparse
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo = commands.add_parser("demo", help="CPU-scale reproduction on embedded data")
-    demo.add_argument("--out", type=Path, default=RUNS_DIR / paper.slug)
+    demo.add_argument("--out", type=out_dir, default=RUNS_DIR / paper.slug)
     demo.add_argument("--device", type=device_name, default="cpu")
     demo.add_argument("--seed", type=seed_int, default=0)
     demo.add_argument("--quick", action="store_true", help="a seconds-long smoke run")
@@ -261,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce = commands.add_parser("reproduce", help="run demos and write runs/REPORT.md")
     reproduce.add_argument("slugs", nargs="*", metavar="SLUG")
     reproduce.add_argument("--all", action="store_true", help="every installed paper")
-    reproduce.add_argument("--out", type=Path, default=RUNS_DIR)
+    reproduce.add_argument("--out", type=out_dir, default=RUNS_DIR)
     reproduce.add_argument("--device", type=device_name, default="cpu")
     reproduce.add_argument("--seed", type=seed_int, default=0)
     reproduce.add_argument("--quick", action="store_true", help="seconds-long smoke runs")

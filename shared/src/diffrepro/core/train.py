@@ -58,6 +58,7 @@ from diffrepro.core.checkpoints import (
     load_checkpoint,
     load_state_dict,
     save_checkpoint,
+    torch_load_weights_only,
 )
 from diffrepro.core.config import check_ranges, config_from_saved
 from diffrepro.core.data import save_grid
@@ -350,17 +351,28 @@ def save_training_checkpoint(
 
 
 def check_run_dir(out_dir: str | os.PathLike, resume: bool) -> None:
-    """Refuse to start a fresh run (``resume=False``) in a folder that already holds checkpoints:
-    nothing of an earlier run is ever deleted or mixed with the new one. Call it before writing
-    anything into ``out_dir``."""
+    """Check ``out_dir`` before anything is written into it.
+
+    A fresh run (``resume=False``) is refused in a folder that already holds checkpoints:
+    nothing of an earlier run is ever deleted or mixed with the new one. A resumed run needs a
+    readable latest checkpoint (its pointer, weights headers and training state)."""
     root = Path(out_dir) / "checkpoints"
-    if resume or not root.is_dir():
+    if not root.is_dir():
         return
-    if any(root.glob("step_*")) or (root / "latest").exists():
-        raise ValueError(
-            f"--out {out_dir} already holds the checkpoints of an earlier run; --no-resume "
-            "starts a fresh run and never deletes them: choose a new --out (or remove that folder)"
-        )
+    if not resume:
+        if any(root.glob("step_*")) or (root / "latest").exists():
+            raise ValueError(
+                f"--out {out_dir} already holds the checkpoints of an earlier run; --no-resume "
+                "starts a fresh run and never deletes them: choose a new --out (or remove it)"
+            )
+        return
+    folder = latest_checkpoint(out_dir)
+    if folder is None:
+        return
+    for weights in ("model.safetensors", "ema.safetensors"):
+        if (folder / weights).is_file():
+            load_checkpoint(folder / weights)
+    _read_train_state(folder / "train_state.pt")
 
 
 def latest_checkpoint(out_dir: str | os.PathLike) -> Path | None:
@@ -430,13 +442,7 @@ def _restore(
 
 def _read_train_state(path: Path) -> dict[str, Any]:
     """``train_state.pt`` (weights-only unpickling); a clear error for a corrupt or foreign one."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # UnpicklingError, RuntimeError, EOFError, ... for bad files
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValueError(
-            f"cannot resume: {path} is not a readable training state ({first})"
-        ) from None
+    state = torch_load_weights_only(path, "a training state (cannot resume)")
     ok = isinstance(state, dict) and isinstance(state.get("optimizer"), dict)
     ok = ok and isinstance(state.get("step"), int) and isinstance(state.get("losses", []), list)
     if not ok:

@@ -104,7 +104,7 @@ def _config(args: argparse.Namespace):
 def _train(args: argparse.Namespace) -> None:
     from diffrepro.core.data import ImageFolder
     from diffrepro.core.repro import resolve_device, seed_everything
-    from diffrepro.core.train import check_run_dir, latest_checkpoint
+    from diffrepro.core.train import check_run_dir
 
     from .train import train_base
 
@@ -112,9 +112,7 @@ def _train(args: argparse.Namespace) -> None:
     device = resolve_device(args.device)
     seed_everything(args.seed)
     out = args.out if args.out is not None else RUNS_DIR / "adir" / "train"
-    check_run_dir(out, resume=not args.no_resume)
-    if not args.no_resume:
-        latest_checkpoint(out)  # a broken earlier run fails before anything is written
+    check_run_dir(out, resume=not args.no_resume)  # before anything is written
     data = ImageFolder(args.data, size=cfg.unet.image_size, crop="random")
     save_config(cfg, out / "config.json")
     weights = train_base(

@@ -19,9 +19,14 @@ from torch import Tensor, nn
 from torch.utils.data import TensorDataset
 
 from diffrepro.core.checkpoints import load_checkpoint, load_state_dict
-from diffrepro.core.config import config_from_dict
 from diffrepro.core.repro import seed_everything, single_threaded_on_cpu
-from diffrepro.core.train import TrainConfig, TrainResult, latest_checkpoint, train
+from diffrepro.core.train import (
+    TrainConfig,
+    TrainResult,
+    latest_checkpoint,
+    model_config_from_checkpoint,
+    train,
+)
 
 from .config import DiffMotionConfig
 from .model import DiffMotion
@@ -141,11 +146,7 @@ def load_model(
             f"checkpoint not found: {path} (train one with `diffmotion train` or pass --checkpoint)"
         )
     state, meta = load_checkpoint(path)
-    if not meta.get("model"):
-        raise ValueError(
-            f"{path} carries no DiffMotion config (was it written by diffmotion train?)"
-        )
-    cfg = config_from_dict(DiffMotionConfig, meta["model"])
+    cfg = model_config_from_checkpoint(DiffMotionConfig, meta, path)
     model = DiffMotion(cfg.model)
     load_state_dict(model, state, source=str(path))
     return model.to(device).eval(), cfg

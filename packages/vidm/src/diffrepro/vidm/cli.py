@@ -82,7 +82,7 @@ def _config(args: argparse.Namespace, base=None):
 def _train(args: argparse.Namespace) -> None:
     from diffrepro.core.config import save_config
     from diffrepro.core.repro import resolve_device, seed_everything
-    from diffrepro.core.train import latest_checkpoint
+    from diffrepro.core.train import check_run_dir
     from diffrepro.vidm.training import make_dataset, train_stage, training_flow_source
 
     if args.checkpoint is not None:
@@ -93,7 +93,7 @@ def _train(args: argparse.Namespace) -> None:
     device = resolve_device(args.device)
     seed_everything(args.seed)
     out = args.out if args.out is not None else DEFAULT_RUN
-    latest_checkpoint(out / args.stage)  # a broken earlier run fails before anything is written
+    check_run_dir(out / args.stage, resume=True)  # a broken earlier run fails before writing
     if args.stage == "motion":
         training_flow_source(cfg, trust=args.trust_torchscript)
     dataset = make_dataset(cfg)
