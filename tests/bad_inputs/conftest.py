@@ -57,11 +57,14 @@ def _images(root: Path) -> None:
     _mask(root / "mask16.png", 16)
     _mask(root / "mask8.png", 8)
     Image.fromarray(np.zeros((16, 16), np.uint8)).save(root / "mask_black16.png")
+    Image.fromarray(np.full((16, 16), 255, np.uint8)).save(root / "mask_white16.png")
     data = root / "data"
     data.mkdir()
     for i in range(2):
         _png(data / f"{i}.png", 32, 32, seed=i)
     (root / "empty").mkdir()
+    (root / "data_small").mkdir()
+    _png(root / "data_small" / "0.png", 8, 8)
 
 
 def _arrays(root: Path) -> None:

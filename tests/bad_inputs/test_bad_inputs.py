@@ -329,7 +329,9 @@ SDM = [
     BadInput("train betas one value", [*SDM_TRAIN, "--set", "train.betas=1"], "betas"),
     BadInput("train inf weight", [*SDM_TRAIN, "--set", "train.adv_weight=inf"], "adv_weight"),
     BadInput(
-        "train images too small", ["train", "--data", "{a}/data", "--out", "{tmp}/run"], "smaller"
+        "train images too small",
+        ["train", "--data", "{a}/data_small", "--preset", "tiny", "--out", "{tmp}/run"],
+        "smaller",
     ),
     BadInput(
         "train over a trained generator",
@@ -358,8 +360,8 @@ SDM = [
     ),
     BadInput(
         "inpaint mask without hole",
-        ["inpaint", "--input", "{a}/img16.png", "--mask", "{a}/img16.png", *SDM_CKPT],
-        "mask",
+        ["inpaint", "--input", "{a}/img16.png", "--mask", "{a}/mask_white16.png", *SDM_CKPT],
+        "no hole",
     ),
     BadInput(
         "inpaint adir checkpoint",
@@ -568,7 +570,6 @@ def test_the_suite_covers_every_command_with_enough_cases() -> None:
 
 SUBPROCESS_CASES = [
     ("adir", BadInput("adir --size 0", ["restore", "--task", "sr2", "--size", "0"], "--size")),
-    ("sdm", BadInput("sdm steps 0", [*SDM_TRAIN, "--set", "train.steps=0"], "steps")),
     ("diffmotion", DIFFMOTION[5]),
     ("diffrepro", DIFFREPRO[1]),
 ]

@@ -82,9 +82,18 @@ def build_and_load(
     dtype: torch.dtype | None = torch.float32,
     source: str = "",
 ) -> M:
-    """``build()`` on the meta device, then assign ``state_dict`` (floats cast to ``dtype``)."""
-    with torch.device("meta"):
-        module = build()
+    """``build()`` on the meta device, then assign ``state_dict`` (floats cast to ``dtype``).
+
+    A config that passes its dataclass but cannot build a module (``norm_num_groups: 0``, a
+    string where a count belongs, empty block lists) is one ``ValueError`` naming ``source``."""
+    where = f" for {source}" if source else ""
+    try:
+        with torch.device("meta"):
+            module = build()
+    except (TypeError, ValueError, ZeroDivisionError, RuntimeError, IndexError, KeyError) as err:
+        raise ValueError(
+            f"the model config{where} does not describe a valid model: {err}"
+        ) from None
     check_state_dict(module, state_dict, source=source)
     if dtype is not None:
         for key, tensor in state_dict.items():
@@ -127,6 +136,8 @@ def _read_sharded(index: Path) -> dict[str, torch.Tensor]:
         weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
     except (json.JSONDecodeError, KeyError, TypeError):
         raise ValueError(f"{index} is not a weights index (no 'weight_map')") from None
+    if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+        raise ValueError(f"{index}: 'weight_map' must map tensor names to shard file names")
     state: dict[str, torch.Tensor] = {}
     for shard in sorted(set(weight_map.values())):
         state.update(read_state_dict(index.parent / shard))
