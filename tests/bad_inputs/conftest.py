@@ -6,6 +6,7 @@ their own ``{tmp}`` in ``setup``.
 
 from __future__ import annotations
 
+import json
 import wave
 from pathlib import Path
 
@@ -84,6 +85,21 @@ def _weights(root: Path) -> None:
     (root / "garbage.pt").write_bytes(b"not a pickle at all")
     (root / "weights.txt").write_text("weights\n")
     torch.jit.script(torch.nn.Identity()).save(str(root / "flow_torchscript.pt"))
+    configs = {
+        "clip_heads0": {"hidden_size": 32, "num_attention_heads": 0},
+        "clip_four": {"hidden_size": "four"},
+        "clip_list": [1],
+        "clip_weight_map": {},
+    }
+    for name, config in configs.items():
+        folder = root / name
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps(config))
+        if name == "clip_weight_map":
+            index = {"weight_map": ["model.safetensors"]}
+            (folder / "model.safetensors.index.json").write_text(json.dumps(index))
+        else:
+            save_file(tensors, str(folder / "model.safetensors"))
 
 
 def _adir(root: Path) -> None:

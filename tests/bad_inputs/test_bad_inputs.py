@@ -74,7 +74,13 @@ ADIR_CKPT = ["--checkpoint", "{a}/adir_run", "--preset", "tiny"]
 RESTORE = ["restore", *ADIR_CKPT]
 ADIR_TRAIN = ["train", "--data", "{a}/data", "--preset", "tiny"]
 
+INDEX = ["index", "--corpus", "{a}/data", "--out", "{tmp}/i.npz", "--clip"]
+
 ADIR = [
+    BadInput("index CLIP with 0 heads", [*INDEX, "{a}/clip_heads0"], "clip_heads0.*config"),
+    BadInput("index CLIP size 'four'", [*INDEX, "{a}/clip_four"], "clip_four.*config"),
+    BadInput("index CLIP config a list", [*INDEX, "{a}/clip_list"], "clip_list.*JSON object"),
+    BadInput("index CLIP weight_map a list", [*INDEX, "{a}/clip_weight_map"], "weight_map"),
     BadInput("train missing data", ["train", "--data", "{tmp}/nope"], "nope"),
     BadInput("train data is a file", ["train", "--data", "{a}/img32.png"], "img32.png"),
     BadInput("train empty data", ["train", "--data", "{a}/empty"], "no images.*empty"),

@@ -39,7 +39,7 @@ def config_from_dict(cls: type[C], data: Mapping[str, Any], *, source: str = "")
     kwargs = {k: _freeze(v) for k, v in data.items() if k in names and not k.startswith("_")}
     try:
         return cls(**kwargs)
-    except (TypeError, ValueError) as err:
+    except (TypeError, ValueError, ArithmeticError) as err:  # e.g. a zero head count
         raise ValueError(f"invalid {cls.__name__}{where}: {err}") from None
 
 
