@@ -323,6 +323,7 @@ ADIR = [
         "index --out is a folder", ["index", "--corpus", "{a}/data", "--out", "{tmp}"], "folder"
     ),
     BadInput("demo bad seed", ["demo", "--seed", "x"], "--seed"),
+    BadInput("demo on a missing GPU", ["demo", "--device", "cuda:7"], "cuda:7"),
     BadInput("no command", [], "COMMAND"),
 ]
 
@@ -537,6 +538,7 @@ DIFFMOTION = [
 ]
 
 DIFFREPRO = [
+    BadInput("reproduce on a missing GPU", ["reproduce", "adir", "--device", "cuda:7"], "cuda:7"),
     BadInput("reproduce nothing", ["reproduce"], "name the papers"),
     BadInput("reproduce unknown paper", ["reproduce", "nope"], "nope"),
     BadInput("reproduce names and --all", ["reproduce", "adir", "--all"], "not both"),

@@ -246,7 +246,15 @@ def _one_line_errors(parser: argparse.ArgumentParser) -> None:
                 _one_line_errors(sub)
 
 
+def _check_device(name: str) -> None:
+    """A device that this machine lacks is a bad input (before any demo starts)."""
+    from diffrepro.core.repro import resolve_device
+
+    resolve_device(name)
+
+
 def _run_demo(paper: papers.Paper, args: argparse.Namespace) -> None:
+    _check_device(args.device)
     result = paper.run_demo(args.out, device=args.device, seed=args.seed, quick=args.quick)
     print(markdown_table(result.headline))
     print(f"report: {result.report}")
@@ -295,6 +303,7 @@ def _reproduce(args: argparse.Namespace) -> int:
         raise ValueError("name the papers to reproduce, or pass --all (not both)")
     chosen = list(papers.discover()) if args.all else args.slugs
     selected = [papers.get(slug) for slug in chosen]
+    _check_device(args.device)
     results: dict[str, DemoResult | str] = {}
     for paper in selected:
         print(f"== {paper.slug}: {paper.title}", flush=True)

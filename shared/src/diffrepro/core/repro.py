@@ -30,8 +30,13 @@ def resolve_device(name: str | None) -> torch.device:
         device = torch.device(name)
     except RuntimeError as err:
         raise ValueError(f"unknown device {name!r} (use cpu, cuda or cuda:N)") from err
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"unsupported device {name!r} (use cpu, cuda or cuda:N)")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {name!r} was asked for, but this machine has no CUDA GPU")
+    count = torch.cuda.device_count() if device.type == "cuda" else 0
+    if device.type == "cuda" and device.index is not None and device.index >= count:
+        raise ValueError(f"device {name!r} was asked for, but this machine has {count} CUDA GPU(s)")
     if device.type == "cuda" and device.index is None and "LOCAL_RANK" in os.environ:
         device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
     return device
