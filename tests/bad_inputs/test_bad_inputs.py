@@ -56,6 +56,8 @@ def broken_run(breakage: str):
             (step / "train_state.pt").write_bytes(b"\x80\x04garbage")
         elif breakage == "pickled_state":
             torch.save({"optimizer": argparse_namespace(), "step": 1}, step / "train_state.pt")
+        elif breakage == "corrupt_weights":
+            (step / "model.safetensors").write_bytes(b"\x10\x00\x00\x00garbage")
         elif breakage == "missing_step":
             (run / "checkpoints" / "latest").write_text("step_0000099")
         elif breakage == "bad_pointer":
@@ -113,6 +115,12 @@ ADIR = [
         [*ADIR_TRAIN, "--out", "{tmp}/run"],
         "train_state.pt",
         setup=broken_run("pickled_state"),
+    ),
+    BadInput(
+        "resume from corrupt weights",
+        [*ADIR_TRAIN, "--out", "{tmp}/run"],
+        "model.safetensors",
+        setup=broken_run("corrupt_weights"),
     ),
     BadInput(
         "latest names a missing step",

@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
+from safetensors import safe_open
 from torch import nn
 from tqdm import tqdm
 
@@ -371,8 +372,19 @@ def check_run_dir(out_dir: str | os.PathLike, resume: bool) -> None:
         return
     for weights in ("model.safetensors", "ema.safetensors"):
         if (folder / weights).is_file():
-            load_checkpoint(folder / weights)
+            _check_header(folder / weights)
     _read_train_state(folder / "train_state.pt")
+
+
+def _check_header(path: Path) -> None:
+    """A readable safetensors header (cheap: the tensors are not read)."""
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            fh.metadata()
+    except Exception as err:  # SafetensorError, OSError, ... for a damaged file
+        raise ValueError(
+            f"cannot resume: {path} is not a readable safetensors file ({err})"
+        ) from None
 
 
 def latest_checkpoint(out_dir: str | os.PathLike) -> Path | None:

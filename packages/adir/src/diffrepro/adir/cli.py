@@ -33,7 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_common_args(train, preset="demo")
     train.add_argument("--data", type=Path, required=True, help="folder of training images")
     train.add_argument(
-        "--no-resume", action="store_true", help="start over even if --out has checkpoints"
+        "--no-resume",
+        action="store_true",
+        help="start a fresh run (refused when --out already holds an earlier run's checkpoints)",
     )
     train.set_defaults(func=_train)
 
