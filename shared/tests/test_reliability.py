@@ -203,3 +203,15 @@ def test_argument_types() -> None:
     ]:
         with pytest.raises(argparse.ArgumentTypeError):
             fn(text)
+
+
+def test_preset_given_tells_an_explicit_preset_from_the_default() -> None:
+    parser = argparse.ArgumentParser()
+    cli.add_common_args(parser, preset="demo")
+    assert not cli.preset_given(parser.parse_args([]))
+    assert cli.preset_given(parser.parse_args(["--preset", "demo"]))
+    assert not cli.preset_given(argparse.Namespace())
+    both = parser.parse_args(["--preset", "tiny", "--checkpoint", "w.safetensors"])
+    with pytest.raises(ValueError, match="--preset and --checkpoint"):
+        cli.reject_together(both, "--preset", "--checkpoint", "the checkpoint has its config")
+    cli.reject_together(parser.parse_args(["--checkpoint", "w"]), "--preset", "--checkpoint", "")

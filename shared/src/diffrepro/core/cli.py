@@ -67,7 +67,8 @@ def add_common_args(parser: argparse.ArgumentParser, *, preset: str = "demo") ->
 
 def preset_given(args: argparse.Namespace) -> bool:
     """Whether ``--preset`` was given on the command line (not just defaulted)."""
-    return not isinstance(getattr(args, "preset", None), _PresetDefault)
+    preset = getattr(args, "preset", None)
+    return preset is not None and not isinstance(preset, _PresetDefault)
 
 
 def reject_together(args: argparse.Namespace, first: str, second: str, why: str) -> None:
