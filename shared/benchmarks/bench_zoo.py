@@ -45,7 +45,6 @@ def main() -> None:
     args = parser.parse_args()
     if args.samples < 2 or args.steps < 1:
         parser.error("--samples must be at least 2 and --steps at least 1")
-    torch.set_grad_enabled(False)
     rows = []
     for name in args.entries:
         entry = zoo.get(name)
@@ -55,7 +54,8 @@ def main() -> None:
         folder = zoo.path(entry)
         facts = zoo.read_manifest(folder)["facts"]
         start = time.perf_counter()
-        quality = MEASURES[name](args) if name in MEASURES else {}
+        with torch.no_grad():
+            quality = MEASURES[name](args) if name in MEASURES else {}
         quality["bench_seconds"] = round(time.perf_counter() - start, 1)
         _check_finite(name, quality)
         zoo.record_quality(entry, folder, quality)
@@ -75,7 +75,7 @@ def _vae(args) -> dict:
     vae = zoo.load("emoji-vae")
     out = {}
     for split in ("train", "heldout"):
-        x, _ = emoji.images(32, split)
+        x, _ = emoji.images(vae.config.sample_size, split)
         recon = torch.cat([vae(c).clamp(-1, 1) for c in x.split(128)])
         out[f"psnr_{split}_db"] = float(psnr(recon, x).mean())
     out["scaling_factor"] = vae.config.scaling_factor
@@ -85,7 +85,8 @@ def _vae(args) -> dict:
 def _t2i(args) -> dict:
     sd = zoo.load("emoji-t2i")
     judge = zoo.load("emoji-judge")
-    train_x, _ = emoji.images(32, "train")
+    size = sd.vae.config.sample_size
+    train_x, _ = emoji.images(size, "train")
     out: dict = {"chance_top1": 1 / N_EMOJI, "chance_top5": 5 / N_EMOJI}
     for split, count in (("train", args.samples), ("heldout", max(2, args.samples // 4))):
         items = emoji.select(split)
@@ -96,16 +97,17 @@ def _t2i(args) -> dict:
         targets = torch.tensor([e.index for e in chosen])
         acc = retrieval_accuracy(judge, images, targets)
         out[f"{split}_top1"], out[f"{split}_top5"] = acc[1], acc[5]
+        out[f"{split}_samples"] = len(chosen)
         if split == "train":
             out["emoji_fd_to_train"] = emoji_fd(images, train_x, judge)
             out["emoji_fd_data_heldout_vs_train"] = emoji_fd(
-                emoji.images(32, "heldout")[0], train_x, judge
+                emoji.images(size, "heldout")[0], train_x, judge
             )
             _figure(sd, chosen[:16], args)
-    x, _ = emoji.images(32, "heldout")
+    x, _ = emoji.images(size, "heldout")
     recon = torch.cat([sd.decode_latents(sd.encode_images(c)).clamp(-1, 1) for c in x.split(128)])
     out["autoencoder_psnr_heldout_db"] = float(psnr(recon, x).mean())
-    out["samples"], out["ddim_steps"], out["guidance_scale"] = len(pick), args.steps, args.guidance
+    out["ddim_steps"], out["guidance_scale"] = args.steps, args.guidance
     return out
 
 
@@ -121,7 +123,7 @@ def _t2i_samples(sd, prompts: list[str], args) -> torch.Tensor:
 
 def _figure(sd, chosen, args) -> None:
     """Row pairs: the rendered emoji above the model's sample for its caption."""
-    truth, _ = emoji.images(32, "all")
+    truth, _ = emoji.images(sd.vae.config.sample_size, "all")
     samples = _t2i_samples(sd, [e.caption(emoji.TEMPLATES[0]) for e in chosen], args)
     rows = []
     for k in range(0, len(chosen), 8):
@@ -140,7 +142,7 @@ def _ddpm(name: str):
     def measure(args) -> dict:
         model = zoo.load(name)
         judge = zoo.load("emoji-judge")
-        train_x, _ = emoji.images(32, "train")
+        train_x, _ = emoji.images(model.unet.config.image_size, "train")
         labels = None
         if model.class_names is not None:
             labels = torch.arange(args.samples) % len(model.class_names)
