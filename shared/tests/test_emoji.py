@@ -95,7 +95,7 @@ def test_rendering_is_deterministic_and_alpha_is_the_foreground():
     assert a[..., 3].max() == 255 and a[0, 0, 3] == 0  # drawn centre, transparent corner
     rgb, alpha = emoji.images(32, "all")
     k = dog.index
-    expected = torch.from_numpy(a).permute(2, 0, 1).float() / 255
+    expected = torch.from_numpy(a.copy()).permute(2, 0, 1).float() / 255
     on_white = expected[:3] * expected[3:] + (1 - expected[3:])
     assert torch.allclose(rgb[k], on_white * 2 - 1, atol=1e-6)
     assert torch.allclose(alpha[k, 0], expected[3])

@@ -84,7 +84,9 @@ def test_stale_entry_is_rebuilt_with_a_notice(tmp_path, capsys):
     zoo.register(changed, replace=True)
     new = zoo.path("tiny-emoji-judge", root=tmp_path)
     assert new != old and not old.exists() and new.is_dir()
-    assert "stale" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "stale" in err
+    assert "zoo tiny-emoji-judge: step 2/2 loss" in err and " eta " in err  # progress lines
 
 
 @pytest.mark.parametrize("damage", ["truncate", "edit", "manifest"])
