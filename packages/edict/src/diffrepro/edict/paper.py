@@ -10,7 +10,8 @@ from diffrepro.core.report import DemoResult
 BIBTEX = """@inproceedings{wallace2023edict,
   title     = {{EDICT}: Exact Diffusion Inversion via Coupled Transformations},
   author    = {Wallace, Bram and Gokul, Akash and Naik, Nikhil},
-  booktitle = {Proceedings of the IEEE/CVF Conference on Computer Vision and Pattern Recognition (CVPR)},
+  booktitle = {Proceedings of the IEEE/CVF Conference on Computer Vision and Pattern
+               Recognition (CVPR)},
   pages     = {22532--22541},
   year      = {2023},
   note      = {arXiv:2211.12446}
