@@ -1,0 +1,59 @@
+"""The demo's base model, judge and images, from the core zoo and the core emoji data.
+
+Everything the demo takes from the zoo goes through here, so that a missing zoo (a
+diffrepro-core without ``diffrepro.core.zoo`` / ``diffrepro.core.emoji``) is one clear error.
+"""
+
+from __future__ import annotations
+
+import torch
+
+T2I, JUDGE = "emoji-t2i", "emoji-judge"
+CAPTION_TEMPLATE = "an emoji of a {}"
+
+
+def _modules():
+    try:
+        from diffrepro.core import emoji, zoo
+    except ImportError:
+        raise ValueError(
+            f"the EDICT demo needs the core zoo ({T2I!r}, {JUDGE!r}) and the emoji data, which "
+            "this diffrepro-core does not have (diffrepro.core.zoo / diffrepro.core.emoji); "
+            "use `edict edit --checkpoint <SD folder>` instead"
+        ) from None
+    return zoo, emoji
+
+
+def base_model(device: str = "cpu", dtype: torch.dtype = torch.float64):
+    """The zoo's Stable Diffusion-layout emoji text-to-image model (built on first use)."""
+    zoo, _ = _modules()
+    return zoo.load(T2I, device="cpu").to(device=device, dtype=dtype)
+
+
+def judge(device: str = "cpu"):
+    zoo, _ = _modules()
+    return zoo.load(JUDGE, device=device).eval()
+
+
+def emoji_images(names: list[str], size: int) -> tuple[torch.Tensor, list[str], list[int], list]:
+    """(images (N, 3, size, size) in [-1, 1], captions, judge indices, held-out flags)."""
+    _, emoji = _modules()
+    from .images import square
+
+    items = [emoji.find(name) for name in names]
+    images = torch.stack([square(_on_white(emoji.render(item, size)), size) for item in items])
+    captions = [item.caption(CAPTION_TEMPLATE) for item in items]
+    return images, captions, [item.index for item in items], [item.heldout for item in items]
+
+
+def _on_white(rgba):
+    from PIL import Image
+
+    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    return Image.alpha_composite(white, rgba.convert("RGBA")).convert("RGB")
+
+
+def heldout_names(limit: int) -> list[str]:
+    """The first ``limit`` held-out emoji names (never seen by the text-to-image model)."""
+    _, emoji = _modules()
+    return [item.name for item in emoji.select("heldout")[:limit]]
