@@ -139,6 +139,6 @@ def edict_invert(
     n = len(steps)
     for j in tqdm(range(n), disable=not progress, desc="edict invert"):
         i = n - 1 - j
-        key = i + 1 if order_key == "mirrored" else j + 1
+        key = i if order_key == "mirrored" else j + 1
         x, y = invert_step(eps, x, y, steps[i], p, x_first(key, leapfrog))
     return x, y
