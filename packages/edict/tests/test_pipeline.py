@@ -186,3 +186,20 @@ def test_config_rejects_bad_values(field, value):
         EDICTConfig(**{field: value})
     with pytest.raises(ValueError, match="int\\(steps \\* strength\\)"):
         EDICTConfig(steps=10, strength=0.05)
+
+
+def test_ddim_baseline_by_hand(sd64, latents64):
+    """grid [100, 0], G = 2: inversion x_100 = (z - b eps(z, 100)) / a; regeneration a x + b eps."""
+    cfg = EDICTConfig(steps=10, strength=0.2, guidance=2.0, method="ddim")
+    abar = sd64.schedule.alphas_cumprod
+    eps = pipeline.noise_predictor(sd64, "a cat", 1, cfg)
+    a = np.sqrt(abar[0] / abar[100])
+    b = np.sqrt(1 - abar[0]) - np.sqrt(abar[0] * (1 - abar[100]) / abar[100])
+    with torch.no_grad():
+        noisy = (latents64 - b * eps(latents64, 100)) / a  # the t = 0 step is the identity
+        clean = a * noisy + b * eps(noisy, 100)
+    x, y = pipeline.invert(sd64, latents64, "a cat", cfg)
+    torch.testing.assert_close(x, noisy, rtol=1e-12, atol=1e-12)
+    assert y is x
+    x, _ = pipeline.denoise(sd64, noisy, noisy, "a cat", cfg)
+    torch.testing.assert_close(x, clean, rtol=1e-12, atol=1e-12)

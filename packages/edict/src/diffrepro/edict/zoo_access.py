@@ -36,21 +36,13 @@ def judge(device: str = "cpu"):
 
 
 def emoji_images(names: list[str], size: int) -> tuple[torch.Tensor, list[str], list[int], list]:
-    """(images (N, 3, size, size) in [-1, 1], captions, judge indices, held-out flags)."""
+    """(images (N, 3, size, size) in [-1, 1] on white, captions, judge indices, held-out flags)."""
     _, emoji = _modules()
-    from .images import square
-
     items = [emoji.find(name) for name in names]
-    images = torch.stack([square(_on_white(emoji.render(item, size)), size) for item in items])
+    rgb, _ = emoji.images(size, "all")  # in emoji_set() order: row k is the emoji of index k
+    images = torch.stack([rgb[item.index] for item in items])
     captions = [item.caption(CAPTION_TEMPLATE) for item in items]
     return images, captions, [item.index for item in items], [item.heldout for item in items]
-
-
-def _on_white(rgba):
-    from PIL import Image
-
-    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-    return Image.alpha_composite(white, rgba.convert("RGBA")).convert("RGB")
 
 
 def heldout_names(limit: int) -> list[str]:
