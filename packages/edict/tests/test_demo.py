@@ -68,3 +68,26 @@ def test_demo_without_the_zoo_is_one_clear_error(tmp_path):
 
     assert main(["demo", "--quick", "--out", str(tmp_path / "demo")]) == 2
     assert not (tmp_path / "demo").exists()
+
+
+@pytest.mark.slow
+def test_demo_runs_on_the_zoo_api_with_tiny_zoo_entries(tmp_path, monkeypatch):
+    """The real zoo code path (tiny 16 px entries, 2 training steps) instead of the stand-ins."""
+    from diffrepro.core import zoo
+    from diffrepro.core.zoo.tiny import tiny_entries
+
+    for entry in tiny_entries():
+        zoo.register(entry, replace=True)
+    monkeypatch.setenv("DIFFREPRO_ZOO_DIR", str(tmp_path / "zoo"))
+    monkeypatch.setattr(zoo_access, "T2I", "tiny-emoji-t2i")
+    monkeypatch.setattr(zoo_access, "JUDGE", "tiny-emoji-judge")
+    settings = demo.DemoSettings(
+        steps_list=(2,), p_values=(0.93,), p_steps=2, edit=EDICTConfig(steps=3),
+        edits=(("cat face", "dog face"), ("orange heart", "green heart")),
+    )  # fmt: skip
+    result = demo.run_demo(tmp_path / "demo", settings, device="cpu", seed=0)
+    metrics = result.metrics
+    assert metrics["resolution"] == 16
+    assert [r["source_heldout"] for r in metrics["edits"][:2]] == [False, True]
+    edict = next(r for r in metrics["table1"] if r["method"] == "EDICT")
+    assert edict["latent_error"] < 1e-10
