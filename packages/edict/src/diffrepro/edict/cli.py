@@ -93,7 +93,7 @@ def _invert(args: argparse.Namespace) -> None:
         "kind": INVERSION_KIND,
         "config": config_to_dict(job.cfg),
         "prompt": job.prompt,
-        "checkpoint": str(args.checkpoint),
+        "checkpoint": _model_reference(args.checkpoint),
         "seed": args.seed,
     }
     path = save_checkpoint(out / "inversion.safetensors", {"x": x, "y": y, "z0": job.z0}, meta)
@@ -218,6 +218,12 @@ def _denoise_and_save(args, job: _Job, prompt: str, verb: str, filename: str) ->
     _write_config(out, job.cfg)
     shown = ", ".join(f"{k} {v:.3g}" for k, v in metrics.items() if isinstance(v, float))
     print(f"{verb}: {out / filename}  {shown}")
+
+
+def _model_reference(checkpoint: Path | None) -> str:
+    """How the inversion file names its model: an absolute path, or a name (zoo, tiny-random)."""
+    path = Path(str(checkpoint))
+    return str(path.resolve()) if path.exists() else str(checkpoint)
 
 
 def _check_finite(values: dict) -> None:
