@@ -133,3 +133,12 @@ def test_inversion_file_refuses_a_different_grid(tmp_path, capsys):
     assert main([*argv, "--set", "p=0.9", "--out", str(tmp_path / "r")]) == 2
     assert "p must match the inversion file" in capsys.readouterr().err
     assert snapshot(tmp_path) == before
+
+
+def test_explicit_zero_guidance_is_honoured(tmp_path):
+    image = write_image(tmp_path / "in.png")
+    out = tmp_path / "inv"
+    argv = ["invert", "--image", str(image), "--prompt", "a cat", *TINY, "--out", str(out)]
+    assert main([*argv, "--guidance", "0", "--strength", "0.3"]) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["guidance"] == 0.0 and cfg["strength"] == 0.3
