@@ -20,12 +20,10 @@ from diffrepro.core.repro import seed_everything, single_threaded_on_cpu
 from . import experiments, pipeline, zoo_access
 from .config import EDICTConfig
 
-EDITS = (  # (source, target): sources held out from the text-to-image model, then two seen ones
+EDITS = (  # (source, target): four sources held out from the text-to-image model, two seen
     ("orange heart", "green heart"),
     ("tangerine", "lemon"),
     ("cat face with tears of joy", "face with tears of joy"),
-    ("pouting cat face", "pouting face"),
-    ("police car", "oncoming automobile"),
     ("rat", "mouse face"),
     ("cat face", "dog face"),
     ("red apple", "green apple"),
@@ -41,11 +39,15 @@ PAPER_TABLE1 = {  # MSE at 50 / 200 / 1000 steps (SD 1.4, COCO 5000 images; spec
 
 @dataclasses.dataclass(frozen=True)
 class DemoSettings:
-    steps_list: tuple[int, ...] = (10, 25, 50)
+    """CPU budget: a float64 call of the zoo UNet on 12 rows takes ~0.3-0.8 s on 2 cores, so the
+    demo runs S = 10 and 20 (not 50 / 200 / 1000) and edits at S = 20, s = 0.8 (16 steps) with
+    the paper's step-count rule p = 0.93 ** (50 / S) = 0.834 (spec §3.7)."""
+
+    steps_list: tuple[int, ...] = (10, 20)
     recon_guidance: float = 3.0
-    p_values: tuple[float, ...] = (0.5, 0.8, 0.9, 0.93, 0.97, 1.0)
-    p_steps: int = 20
-    edit: EDICTConfig = EDICTConfig()  # the paper's editing setting: S=50, s=0.8, G=3, p=0.93
+    p_values: tuple[float, ...] = (0.5, 0.8, 0.93, 1.0)
+    p_steps: int = 10
+    edit: EDICTConfig = EDICTConfig(steps=20, p=round(0.93 ** (50 / 20), 4))
     edits: tuple[tuple[str, str], ...] = EDITS
 
 
