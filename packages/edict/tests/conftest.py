@@ -28,3 +28,9 @@ def sd64():
 @pytest.fixture(scope="session")
 def latents64():
     return torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+
+
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory):
+    """One cache folder for the tests that render the emoji set (rendered once per session)."""
+    return tmp_path_factory.mktemp("cache")

@@ -142,3 +142,27 @@ def test_explicit_zero_guidance_is_honoured(tmp_path):
     assert main([*argv, "--guidance", "0", "--strength", "0.3"]) == 0
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["guidance"] == 0.0 and cfg["strength"] == 0.3
+
+
+@pytest.mark.slow
+def test_zoo_model_by_name(tmp_path, monkeypatch, shared_cache):
+    """``--checkpoint emoji-t2i`` goes through the core zoo (here its tiny 16 px variants)."""
+    from diffrepro.core import zoo
+    from diffrepro.core.zoo.tiny import tiny_entries
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(shared_cache))
+    monkeypatch.setenv("DIFFREPRO_ZOO_DIR", str(tmp_path / "zoo"))
+    tiny = [e for e in tiny_entries(prefix="") if e.name in ("emoji-vae", "emoji-t2i")]
+    for entry in tiny:
+        zoo.register(entry, replace=True)
+    try:
+        image = write_image(tmp_path / "in.png")
+        out = tmp_path / "rec"
+        argv = ["reconstruct", "--image", str(image), "--prompt", "cat face", "--preset", "tiny"]
+        assert main([*argv, "--checkpoint", "emoji-t2i", "--out", str(out)]) == 0
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert metrics["latent_relative_error"] < 1e-10
+        assert Image.open(out / "reconstruction.png").size == (16, 16)
+    finally:
+        for entry in tiny:
+            zoo.unregister(entry.name)

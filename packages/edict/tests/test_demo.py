@@ -71,13 +71,14 @@ def test_demo_without_the_zoo_is_one_clear_error(tmp_path):
 
 
 @pytest.mark.slow
-def test_demo_runs_on_the_zoo_api_with_tiny_zoo_entries(tmp_path, monkeypatch):
+def test_demo_runs_on_the_zoo_api_with_tiny_zoo_entries(tmp_path, monkeypatch, shared_cache):
     """The real zoo code path (tiny 16 px entries, 2 training steps) instead of the stand-ins."""
     from diffrepro.core import zoo
     from diffrepro.core.zoo.tiny import tiny_entries
 
     for entry in tiny_entries():
         zoo.register(entry, replace=True)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(shared_cache))
     monkeypatch.setenv("DIFFREPRO_ZOO_DIR", str(tmp_path / "zoo"))
     monkeypatch.setattr(zoo_access, "T2I", "tiny-emoji-t2i")
     monkeypatch.setattr(zoo_access, "JUDGE", "tiny-emoji-judge")

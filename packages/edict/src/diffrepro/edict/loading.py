@@ -51,7 +51,7 @@ def load_zoo_model(name: str, *, dtype: torch.dtype, device: str | torch.device)
             f"the zoo model {name!r} is not available: this diffrepro-core has no "
             f"diffrepro.core.zoo; pass --checkpoint with {SOURCES}"
         ) from None
-    return zoo.load_stable_diffusion(name).to(device=device, dtype=dtype)
+    return zoo.load(name, device="cpu").to(device=device, dtype=dtype)
 
 
 def _load_compvis(
