@@ -1,6 +1,5 @@
 """The demo's code path on the tiny random stack with a stand-in judge (the zoo is not needed)."""
 
-import importlib.util
 import json
 
 import pytest
@@ -58,16 +57,6 @@ def test_demo_writes_report_metrics_and_figure(tmp_path, fake_zoo):
     assert [r["p"] for r in metrics["p_ablation"]] == [0.93, 1.0]
     assert set(metrics["edit_summary"]) == {"EDICT", "DDIM"}
     assert len(result.headline) == 6 and "Table 1" in result.report.read_text()
-
-
-@pytest.mark.skipif(
-    importlib.util.find_spec("diffrepro.core.zoo") is not None, reason="the core zoo is installed"
-)
-def test_demo_without_the_zoo_is_one_clear_error(tmp_path):
-    from diffrepro.edict.cli import main
-
-    assert main(["demo", "--quick", "--out", str(tmp_path / "demo")]) == 2
-    assert not (tmp_path / "demo").exists()
 
 
 @pytest.mark.slow

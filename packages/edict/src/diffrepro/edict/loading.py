@@ -44,13 +44,8 @@ def load_model(
 
 def load_zoo_model(name: str, *, dtype: torch.dtype, device: str | torch.device):
     """The core zoo's text-to-image model (trained and cached by the core on first use)."""
-    try:
-        from diffrepro.core import zoo
-    except ImportError:
-        raise ValueError(
-            f"the zoo model {name!r} is not available: this diffrepro-core has no "
-            f"diffrepro.core.zoo; pass --checkpoint with {SOURCES}"
-        ) from None
+    from diffrepro.core import zoo
+
     return zoo.load(name, device="cpu").to(device=device, dtype=dtype)
 
 

@@ -1,7 +1,7 @@
 """The demo's base model, judge and images, from the core zoo and the core emoji data.
 
-Everything the demo takes from the zoo goes through here, so that a missing zoo (a
-diffrepro-core without ``diffrepro.core.zoo`` / ``diffrepro.core.emoji``) is one clear error.
+Everything the demo takes from the zoo goes through here (one place to adapt if the zoo's API
+moves). ``zoo.load`` builds a missing model first (minutes on a CPU) and caches it.
 """
 
 from __future__ import annotations
@@ -13,14 +13,8 @@ CAPTION_TEMPLATE = "an emoji of a {}"
 
 
 def _modules():
-    try:
-        from diffrepro.core import emoji, zoo
-    except ImportError:
-        raise ValueError(
-            f"the EDICT demo needs the core zoo ({T2I!r}, {JUDGE!r}) and the emoji data, which "
-            "this diffrepro-core does not have (diffrepro.core.zoo / diffrepro.core.emoji); "
-            "use `edict edit --checkpoint <SD folder>` instead"
-        ) from None
+    from diffrepro.core import emoji, zoo
+
     return zoo, emoji
 
 
