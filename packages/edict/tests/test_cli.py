@@ -166,3 +166,19 @@ def test_zoo_model_by_name(tmp_path, monkeypatch, shared_cache):
     finally:
         for entry in tiny:
             zoo.unregister(entry.name)
+
+
+def test_diffusers_folder_with_fp16_weights_runs_exactly_in_float64(tmp_path):
+    from diffrepro.core.models.sd_export import save_stable_diffusion
+    from diffrepro.core.models.sd_tiny import TINY_WORDS, tiny_stable_diffusion
+    from diffrepro.core.tokenizer import minimal_vocab
+
+    vocab, merges = minimal_vocab(list(TINY_WORDS))
+    folder = save_stable_diffusion(
+        tiny_stable_diffusion(dtype=torch.float16), tmp_path / "sd", vocab=vocab, merges=merges
+    )
+    image = write_image(tmp_path / "in.png")
+    out = tmp_path / "rec"
+    argv = ["reconstruct", "--image", str(image), "--prompt", "a cat", "--preset", "tiny"]
+    assert main([*argv, "--checkpoint", str(folder), "--out", str(out)]) == 0
+    assert json.loads((out / "metrics.json").read_text())["latent_relative_error"] < 1e-10
