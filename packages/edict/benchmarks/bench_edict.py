@@ -41,11 +41,12 @@ def bench(sd, latents, dtype: str, device: str, repeat: int) -> list[dict]:
         def edit(cfg=cfg):
             return pipeline.edit(sd, latents, "a cat", "a dog", cfg)
 
-        stats = measure(edit, device=device, warmup=1, repeat=repeat)
+        rows = unet_rows(sd, edit)  # doubles as the warm-up run
+        stats = measure(edit, device=device, warmup=0, repeat=repeat)
         timings[method] = stats["time_s"]
         out.append({
             "model": "tiny SD (random)", "dtype": dtype, "method": method,
-            "active_steps": cfg.active_steps, "unet_rows_per_edit": unet_rows(sd, edit),
+            "active_steps": cfg.active_steps, "unet_rows_per_edit": rows,
             "time_per_edit_s": stats["time_s"], "peak_mem_bytes": stats["peak_mem_bytes"],
         })  # fmt: skip
     out[-1]["edict_over_ddim"] = timings["edict"] / timings["ddim"]
@@ -59,7 +60,7 @@ def main() -> None:
     for dtype in ("float64", "float32"):
         sd = tiny_stable_diffusion(dtype=EDICTConfig(dtype=dtype).torch_dtype).to(device)
         latents = torch.randn(1, 4, 8, 8, dtype=sd.dtype, device=device)
-        rows += bench(sd, latents, dtype, device, repeat=3)
+        rows += bench(sd, latents, dtype, device, repeat=2)
     notes = (
         "One edit = inversion + denoising over 40 active steps (S = 50, s = 0.8, G = 3). "
         "`edict_over_ddim` is the time ratio measured in this process; EDICT needs 2x the "
