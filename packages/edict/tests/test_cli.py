@@ -159,6 +159,9 @@ def test_zoo_model_by_name(tmp_path, monkeypatch, shared_cache):
         image = write_image(tmp_path / "in.png")
         out = tmp_path / "rec"
         argv = ["reconstruct", "--image", str(image), "--prompt", "cat face", "--preset", "tiny"]
+        assert main([*argv, "--checkpoint", "emoji-t2i", "--out", str(out)]) == 2  # not built
+        assert not out.exists()
+        zoo.path("emoji-t2i")  # build the tiny entries (the command never builds)
         assert main([*argv, "--checkpoint", "emoji-t2i", "--out", str(out)]) == 0
         metrics = json.loads((out / "metrics.json").read_text())
         assert metrics["latent_relative_error"] < 1e-10

@@ -71,6 +71,8 @@ def test_demo_runs_on_the_zoo_api_with_tiny_zoo_entries(tmp_path, monkeypatch, s
     monkeypatch.setenv("DIFFREPRO_ZOO_DIR", str(tmp_path / "zoo"))
     monkeypatch.setattr(zoo_access, "T2I", "tiny-emoji-t2i")
     monkeypatch.setattr(zoo_access, "JUDGE", "tiny-emoji-judge")
+    for name in ("tiny-emoji-t2i", "tiny-emoji-judge"):
+        zoo.path(name)  # the demo itself never builds a zoo model
     settings = demo.DemoSettings(
         steps_list=(2,), p_values=(0.93,), p_steps=2, edit=EDICTConfig(steps=3),
         edits=(("cat face", "dog face"), ("orange heart", "green heart")),

@@ -43,10 +43,10 @@ def load_model(
 
 
 def load_zoo_model(name: str, *, dtype: torch.dtype, device: str | torch.device):
-    """The core zoo's text-to-image model (trained and cached by the core on first use)."""
+    """The core zoo's text-to-image model; not built yet: one line naming the build command."""
     from diffrepro.core import zoo
 
-    return zoo.load(name, device="cpu").to(device=device, dtype=dtype)
+    return zoo.load(name, device="cpu", build=False).to(device=device, dtype=dtype)
 
 
 def _load_compvis(

@@ -1,7 +1,8 @@
 """The demo's base model, judge and images, from the core zoo and the core emoji data.
 
 Everything the demo takes from the zoo goes through here (one place to adapt if the zoo's API
-moves). ``zoo.load`` builds a missing model first (minutes on a CPU) and caches it.
+moves). A model that is not built yet is a one-line error naming the command that builds it
+(``uv run diffrepro zoo build emoji-t2i emoji-judge``): the demo never starts a zoo training.
 """
 
 from __future__ import annotations
@@ -21,12 +22,12 @@ def _modules():
 def base_model(device: str = "cpu", dtype: torch.dtype = torch.float64):
     """The zoo's Stable Diffusion-layout emoji text-to-image model (built on first use)."""
     zoo, _ = _modules()
-    return zoo.load(T2I, device="cpu").to(device=device, dtype=dtype)
+    return zoo.load(T2I, device="cpu", build=False).to(device=device, dtype=dtype)
 
 
 def judge(device: str = "cpu"):
     zoo, _ = _modules()
-    return zoo.load(JUDGE, device=device).eval()
+    return zoo.load(JUDGE, device=device, build=False).eval()
 
 
 def emoji_images(names: list[str], size: int) -> tuple[torch.Tensor, list[str], list[int], list]:
