@@ -35,6 +35,8 @@ Entry points (all return the final tensor; ``x`` is the starting tensor, e.g. x_
   current (less noisy) sample, as diffusers' DDIMInverseScheduler does. Returns x_T.
 - ``ddim_mean_variance(x0, eps, alpha_bar, alpha_bar_prev, eta=0.0) -> (mean, variance)``: the pure
   DDIM step, ``x_prev = mean + sqrt(variance) * noise``.
+- ``ddim_affine(alpha_bar, alpha_bar_prev) -> (a, b)``: the deterministic DDIM step as the affine
+  map ``x_prev = a x + b eps`` (exactly invertible for a given eps; EDICT's coupled steps).
 - ``cfg_model(model, cond, uncond, scale, *, rescale=0.0, guided_channels=None, batched=True)``:
   classifier-free guidance as a model wrapper; ``model(x, t, c)`` takes a conditioning ``c``
   (a tensor, or a dict / tuple of tensors, batched along dim 0).
@@ -199,6 +201,21 @@ def ddim_mean_variance(
     direction = (1 - alpha_bar_prev - var).clamp(min=0).sqrt().to(x0)
     mean = a_prev * x0 + direction * eps
     return mean, var.to(x0).expand_as(x0)
+
+
+def ddim_affine(alpha_bar: float, alpha_bar_prev: float) -> tuple[float, float]:
+    """(a, b) of the deterministic DDIM step written as ``x_prev = a * x + b * eps``, in float64.
+
+    ``a = sqrt(abar_prev / abar)``, ``b = sqrt(1 - abar_prev) - sqrt(abar_prev (1 - abar) / abar)``
+    (EDICT's form; the same map as ``ddim_mean_variance`` at eta = 0 with x0 from x and eps). For
+    a GIVEN eps the step is exactly invertible: ``x = (x_prev - b * eps) / a``.
+    """
+    alpha_bar, alpha_bar_prev = float(alpha_bar), float(alpha_bar_prev)
+    if not (0.0 < alpha_bar <= 1.0 and 0.0 < alpha_bar_prev <= 1.0):
+        raise ValueError(f"alpha-bars must lie in (0, 1], got {alpha_bar}, {alpha_bar_prev}")
+    a = np.sqrt(alpha_bar_prev / alpha_bar)
+    b = np.sqrt(1.0 - alpha_bar_prev) - np.sqrt(alpha_bar_prev * (1.0 - alpha_bar) / alpha_bar)
+    return float(a), float(b)
 
 
 def _timestep_batch(schedule: Schedule, t_index: int, x: Tensor) -> Tensor:

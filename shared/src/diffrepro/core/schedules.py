@@ -49,6 +49,8 @@ Respacing (sampling a 1000-step model in fewer steps):
   diffusers' ``set_timesteps`` grid (DESCENDING int64 array), spacing "leading" | "trailing" |
   "linspace".
   SD: ``spaced_timesteps(1000, 50, "leading", steps_offset=1)`` = 981, 961, ..., 1.
+- ``strength_timesteps(grid, strength)``: the last ``int(len(grid) * strength)`` entries of a
+  descending grid (img2img / EDICT editing strength).
 - ``sched.respace(kept_timesteps)``: a new Schedule over the kept original timesteps (any order
   accepted, sorted ascending), with betas ``1 - abar[s_i] / abar[s_{i-1}]`` so its alpha-bars
   equal the original ones at the kept steps, and ``timesteps`` = the kept original timesteps (the
@@ -205,6 +207,24 @@ def spaced_timesteps(
     if grid[0] >= num_train_timesteps or grid[-1] < 0:
         raise ValueError(f"grid {grid.tolist()} leaves [0, {num_train_timesteps})")
     return grid
+
+
+def strength_timesteps(grid: Sequence[int] | np.ndarray, strength: float) -> np.ndarray:
+    """The active tail of a DESCENDING grid for an editing strength ``s`` in (0, 1].
+
+    Keeps the last ``int(len(grid) * s)`` entries, the bookkeeping of diffusers' img2img and of
+    EDICT (``t_limit = S - int(S * s)``, ``grid[t_limit:]``): S = 50 at s = 0.8 keeps 40 steps
+    (780, ..., 0 on the 980, ..., 0 grid). ``int`` truncates as those codes do (50 * 0.58 -> 28).
+    """
+    grid = np.asarray(grid, dtype=np.int64).reshape(-1)
+    if not 0.0 < float(strength) <= 1.0:
+        raise ValueError(f"strength must lie in (0, 1], got {strength!r}")
+    active = int(len(grid) * float(strength))
+    if active < 1:
+        raise ValueError(
+            f"strength {strength} keeps no step of a {len(grid)}-step grid (int(S * s) = 0)"
+        )
+    return grid[len(grid) - active :].copy()
 
 
 # ----------------------------------------------------------------------------- the schedule
