@@ -43,8 +43,13 @@ class EditResult:
     buffer: InversionBuffer
 
 
-def check_buffer(buffer: InversionBuffer, grid: np.ndarray) -> None:
+def check_buffer(buffer: InversionBuffer, grid_name: str, grid: np.ndarray) -> None:
     """Editing step k reads ``buffer.eps[N-1-k]``: the buffer must mirror the editing grid."""
+    if buffer.grid != grid_name:
+        raise ValueError(
+            f"the inversion buffer was made on the {buffer.grid} grid, editing asks for the "
+            f"{grid_name} grid"
+        )
     if len(buffer) != len(grid):
         raise ValueError(
             f"the inversion buffer holds {len(buffer)} steps but editing runs {len(grid)}: "
@@ -102,7 +107,7 @@ def edit_latents(
 ) -> Tensor:
     """Guided DDIM on ``prompt`` from ``buffer.zT`` with the λ blend (module docstring)."""
     grid = editing_grid(sd, cfg)
-    check_buffer(buffer, grid)
+    check_buffer(buffer, cfg.grid, grid)
     batch = buffer.zT.shape[0]
     prompts = [prompt] * batch if isinstance(prompt, str) else list(prompt)
     if len(prompts) != batch:
