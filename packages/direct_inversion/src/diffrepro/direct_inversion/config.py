@@ -52,6 +52,13 @@ class DirectInversionConfig:
             raise ValueError(
                 f"steps and inv_steps must be >= 1, got {self.steps} and {self.inv_steps}"
             )
+        if self.steps != self.inv_steps:
+            raise ValueError(
+                f"steps ({self.steps}) must equal inv_steps ({self.inv_steps}): editing step k "
+                "replays inversion step N-1-k (Direct Inversion needs steps == inv_steps)"
+            )
+        if self.grid == "official" and 1000 % self.steps:
+            raise ValueError(f"the official grid needs steps dividing 1000, got {self.steps}")
         if not 0.0 <= self.lam <= 1.0:
             raise ValueError(f"lam must lie in [0, 1], got {self.lam}")
         if self.inject_steps is not None and not 0 <= self.inject_steps <= self.steps:

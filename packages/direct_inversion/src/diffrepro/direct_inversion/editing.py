@@ -41,6 +41,7 @@ class EditResult:
     latents: Tensor
     images: Tensor  # decoded, nominally in [-1, 1]
     buffer: InversionBuffer
+    reconstruction: Tensor  # decode(z0): the VAE's round trip of the source
 
 
 def check_buffer(buffer: InversionBuffer, grid_name: str, grid: np.ndarray) -> None:
@@ -168,4 +169,9 @@ def direct_inversion(
             progress=progress,
         )
         latents = edit_latents(sd, buffer, prompt, cfg, generator=generator, progress=progress)
-        return EditResult(latents=latents, images=sd.decode_latents(latents), buffer=buffer)
+        return EditResult(
+            latents=latents,
+            images=sd.decode_latents(latents),
+            buffer=buffer,
+            reconstruction=sd.decode_latents(z0),
+        )

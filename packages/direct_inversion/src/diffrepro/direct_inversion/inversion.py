@@ -123,7 +123,7 @@ def invert_official(
 ) -> InversionBuffer:
     """The official inversion loop (module docstring) over a 1000-step schedule."""
     if len(alphas_cumprod) != 1000:
-        raise ValueError(f"the official grid assumes 1000 training steps, got {len(alphas_cumprod)}")
+        raise ValueError(f"the official grid needs 1000 training steps, got {len(alphas_cumprod)}")
     timesteps = official_inversion_timesteps(num_steps)
     delta = 1000 // num_steps
     z, eps_list, latents = z0, [], []

@@ -9,7 +9,8 @@ from diffrepro.core.report import DemoResult
 
 BIBTEX = """\
 @article{elarabawy2022direct,
-  title         = {Direct Inversion: Optimization-Free Text-Driven Real Image Editing with Diffusion Models},
+  title         = {Direct Inversion: Optimization-Free Text-Driven Real Image Editing with
+                   Diffusion Models},
   author        = {Elarabawy, Adham and Kamath, Harish and Denton, Samuel},
   journal       = {arXiv preprint arXiv:2211.07825},
   year          = {2022},
@@ -28,7 +29,8 @@ def _demo(out_dir: Path, *, device: str = "cpu", seed: int = 0, quick: bool = Fa
 
 PAPER = Paper(
     slug="direct_inversion",
-    title="Direct Inversion: Optimization-Free Text-Driven Real Image Editing with Diffusion Models",
+    title="Direct Inversion: Optimization-Free Text-Driven Real Image Editing with Diffusion "
+    "Models",
     arxiv="2211.07825",
     bibtex=BIBTEX,
     status="invariants reproduced on a tiny SD stack; demo on the zoo's emoji text-to-image model",
