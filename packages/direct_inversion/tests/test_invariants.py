@@ -237,3 +237,23 @@ def test_direct_inversion_on_images_reconstructs_the_vae_latent(sd64):
 def test_config_refuses_bad_values(knobs, message):
     with pytest.raises(ValueError, match=message):
         cfg(**knobs)
+
+
+@pytest.mark.parametrize("n", [1000, 500, 8])
+def test_official_inversion_matches_the_reference_on_every_grid(sd64, n):
+    """A cheap analytic eps-model, so the 1000-step grid (where i + Δ = 999 occurs) is tested."""
+    from diffrepro.direct_inversion.inversion import invert_official
+
+    def model(x, t):
+        return 0.3 * x + torch.sin(t.to(x) / 37.0)[:, None, None, None]
+
+    def eps(x, t, prompt):
+        return 0.3 * x + np.sin(t / 37.0)
+
+    abar = sd64.schedule.alphas_cumprod
+    x = torch.randn(1, 2, 3, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    buffer = invert_official(model, x, abar, n)
+    zT, noises = ref.invert_official(eps, x.numpy(), abar, n)
+    np.testing.assert_allclose(buffer.zT.numpy(), zT, rtol=1e-12, atol=1e-12)
+    assert len(buffer) == n == len(noises)
+    assert buffer.timesteps == tuple(range(0, 1000, 1000 // n))
