@@ -62,3 +62,23 @@ def test_demo_without_a_zoo_is_one_clear_error(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_zoo)
     with pytest.raises(ValueError, match="needs the core zoo"):
         demo_module.load_assets("cpu")
+
+
+def test_demo_end_to_end_on_the_tiny_zoo_variants(tmp_path):
+    from diffrepro.core import zoo
+    from diffrepro.core.zoo.tiny import tiny_entries
+
+    for entry in tiny_entries():
+        zoo.register(entry, replace=True)
+    out = tmp_path / "run"
+    result = demo_module.demo(
+        out,
+        quick=True,
+        model="tiny-emoji-t2i",
+        judge="tiny-emoji-judge",
+        root=tmp_path / "zoo",
+    )
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["model"] == "tiny-emoji-t2i" and metrics["pairs"][0] == "dog face -> cat face"
+    assert metrics["lambda1_consistent_rel"] < 1e-10 < metrics["lambda1_official_rel"]
+    assert result.report.is_file() and (out / "figure.png").is_file()

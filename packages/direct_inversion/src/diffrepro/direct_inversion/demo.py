@@ -1,7 +1,7 @@
 """``direct-inversion demo``: the (w, λ) trade-off on the zoo's emoji text-to-image model.
 
-Each source is an OpenMoji render from the zoo's training split; its target prompt names another
-emoji of the same coarse class ("an emoji of a <target>"). The zoo judge scores every edit:
+Each source is an OpenMoji render; its target prompt names a related emoji ("an emoji of a
+<target>": dog face -> cat face, red apple -> green apple, ...). The zoo judge scores every edit:
 *edit success* = the judge's probability of the target emoji, *distance to the source* =
 1 - cosine similarity of the judge's identity embeddings (our stand-ins for the paper's CLIP
 score and LPIPS). Also measured, in float64: λ = 1 reconstruction on the consistent grid, the same
@@ -11,7 +11,6 @@ on the official grid (its off-by-one), and plain DDIM inversion + resampling wit
 from __future__ import annotations
 
 import dataclasses
-import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +35,14 @@ from .sweep import SweepResult, sweep
 MODEL, JUDGE = "emoji-t2i", "emoji-judge"
 TEMPLATE = "an emoji of a {}"
 SHOWN_GUIDANCE = 3.0  # the notebook's w
+PAIRS = (
+    ("dog face", "cat face"),
+    ("red apple", "green apple"),
+    ("grinning face", "smiling face with sunglasses"),
+    ("automobile", "bus"),
+    ("cat face", "dog face"),
+    ("green apple", "red apple"),
+)
 
 
 class Judge(Protocol):
@@ -70,15 +77,29 @@ def plan(quick: bool) -> DemoPlan:
     return DemoPlan(PRESETS["demo"], ws=(1.0, SHOWN_GUIDANCE, 5.0), lams=lams, pairs=6)
 
 
-def demo(out_dir: Path, *, device: str = "cpu", seed: int = 0, quick: bool = False) -> DemoResult:
-    sd, judge = load_assets(device)
+def demo(
+    out_dir: Path,
+    *,
+    device: str = "cpu",
+    seed: int = 0,
+    quick: bool = False,
+    model: str = MODEL,
+    judge: str = JUDGE,
+    root: Path | None = None,
+) -> DemoResult:
+    """The demo on zoo entries ``model`` and ``judge`` (tests pass the tiny zoo variants)."""
+    sd, scorer = load_assets(device, model, judge, root)
     p = plan(quick)
-    task = emoji_task(p.cfg.image_size, p.pairs, seed)
-    return run(out_dir, sd, judge, task, p, seed=seed)
+    size = sd.unet.config.sample_size * sd.vae.downscale_factor
+    p = dataclasses.replace(p, cfg=dataclasses.replace(p.cfg, image_size=size))
+    task = emoji_task(size, p.pairs)
+    return run(out_dir, sd, scorer, task, p, seed=seed, names=(model, judge))
 
 
-def load_assets(device: str) -> tuple[StableDiffusion, Judge]:
-    """The zoo's emoji-t2i and emoji-judge (built and cached on first use)."""
+def load_assets(
+    device: str, model: str = MODEL, judge: str = JUDGE, root: Path | None = None
+) -> tuple[StableDiffusion, Judge]:
+    """The zoo's text-to-image model and judge (built and cached on first use)."""
     try:
         from diffrepro.core import zoo
     except ImportError:
@@ -87,34 +108,32 @@ def load_assets(device: str) -> tuple[StableDiffusion, Judge]:
             "the installed diffrepro-core does not have; `direct-inversion edit/sweep` work with "
             "any SD checkpoint"
         ) from None
-    return zoo.load(MODEL, device=device), zoo.load(JUDGE, device=device)
+    return zoo.load(model, device=device, root=root), zoo.load(judge, device=device, root=root)
 
 
-def emoji_task(size: int, count: int, seed: int) -> DemoTask:
-    """``count`` train-split emoji, each with a seeded target of the same coarse class."""
+def emoji_task(size: int, count: int) -> DemoTask:
+    """The first ``count`` of :data:`PAIRS`, rendered at ``size`` on white."""
     from diffrepro.core import emoji
 
-    items = emoji.select("train")
-    images, _ = emoji.images(size, "train")
-    rng = random.Random(seed)
-    by_class: dict[str, list[int]] = {}
-    for k, item in enumerate(items):
-        by_class.setdefault(item.coarse, []).append(k)
-    classes = sorted(c for c, ks in by_class.items() if len(ks) > 1)
-    chosen = []
-    for c in rng.sample(classes, min(count, len(classes))):
-        src, tgt = rng.sample(by_class[c], 2)
-        chosen.append((src, tgt))
+    images, _ = emoji.images(size, "all")  # emoji_set() order: row k is Emoji.index k
+    pairs = [(emoji.find(a), emoji.find(b)) for a, b in PAIRS[:count]]
     return DemoTask(
-        sources=images[[s for s, _ in chosen]],
-        target_ids=tuple(items[t].index for _, t in chosen),
-        prompts=tuple(TEMPLATE.format(items[t].name) for _, t in chosen),
-        labels=tuple(f"{items[s].name} -> {items[t].name}" for s, t in chosen),
+        sources=images[[a.index for a, _ in pairs]],
+        target_ids=tuple(b.index for _, b in pairs),
+        prompts=tuple(TEMPLATE.format(b.name) for _, b in pairs),
+        labels=tuple(f"{a.name} -> {b.name}" for a, b in pairs),
     )
 
 
 def run(
-    out_dir: Path, sd: StableDiffusion, judge: Judge, task: DemoTask, p: DemoPlan, *, seed: int
+    out_dir: Path,
+    sd: StableDiffusion,
+    judge: Judge,
+    task: DemoTask,
+    p: DemoPlan,
+    *,
+    seed: int,
+    names: tuple[str, str] = (MODEL, JUDGE),
 ) -> DemoResult:
     """The measured part of the demo, for any bundle and judge (tests use tiny ones)."""
     start = time.perf_counter()
@@ -126,8 +145,8 @@ def run(
     exactness = reconstruction_errors(sd, result.buffer.z0, p.cfg, task.prompts)
     seconds = time.perf_counter() - start
     metrics: dict[str, Any] = {
-        "model": MODEL,
-        "judge": JUDGE,
+        "model": names[0],
+        "judge": names[1],
         "seed": seed,
         "config": config_to_dict(p.cfg),
         "pairs": list(task.labels),
@@ -279,8 +298,8 @@ def write_report(
     lines = [
         "# Direct Inversion (arXiv 2211.07825): CPU-scale reproduction",
         "",
-        f"Model: zoo `{MODEL}` (an SD-layout text-to-image model trained on OpenMoji renders, "
-        f"{cfg.image_size} px); judge: zoo `{JUDGE}`. Seed {metrics['seed']}, "
+        f"Model: zoo `{metrics['model']}` (an SD-layout text-to-image model trained on OpenMoji "
+        f"renders, {cfg.image_size} px); judge: zoo `{metrics['judge']}`. Seed {metrics['seed']}, "
         f"{metrics['seconds']} s.",
         "",
         f"Settings: {cfg.inv_steps} inversion and {cfg.steps} editing DDIM steps (η = {cfg.eta}),"
