@@ -179,3 +179,9 @@ def _check_bad(command, extra, message, image, model_dir, tmp_path, capsys):
     assert len(lines) == 1 and lines[0].startswith("direct-inversion: error:"), err
     assert message in lines[0]
     assert snapshot(tmp_path) == before
+
+
+def test_citation_file_is_the_registered_bibtex():
+    from pathlib import Path
+
+    assert (Path(__file__).parents[1] / "CITATION.bib").read_text() == BIBTEX

@@ -119,7 +119,7 @@ def _sweep(args: argparse.Namespace) -> None:
     ws = parse_values(args.guidance_values, "--guidance-values")
     lams = parse_values(args.lam_values, "--lam-values")
     cfg, sd, image, generator = _prepare(args)
-    result = sweep(sd, image, args.prompt, cfg, ws, lams, generator=generator)
+    result = sweep(sd, image, args.prompt, cfg, ws, lams, generator=generator, progress=True)
     out = args.out or RUNS_DIR / SLUG / "sweep"
     write_sweep(out, cfg, image, result, args.prompt)
     print(f"sweep: {out / 'grid.png'}  ({len(ws)} x {len(lams)} edits)")

@@ -140,7 +140,9 @@ def run(
     out_dir = Path(out_dir)
     sources = task.sources.to(sd.device, sd.dtype)
     generator = torch.Generator(sd.device).manual_seed(seed)
-    result = sweep(sd, sources, list(task.prompts), p.cfg, p.ws, p.lams, generator=generator)
+    result = sweep(
+        sd, sources, list(task.prompts), p.cfg, p.ws, p.lams, generator=generator, progress=True
+    )
     rows = score_rows(result, judge, task, sources)
     exactness = reconstruction_errors(sd, result.buffer.z0, p.cfg, task.prompts)
     seconds = time.perf_counter() - start

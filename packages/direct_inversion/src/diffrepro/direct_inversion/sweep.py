@@ -6,6 +6,7 @@ The inversion does not depend on the target prompt, w or λ, so it runs once per
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -51,15 +52,25 @@ def sweep(
     lams: Sequence[float],
     *,
     generator: torch.Generator | None = None,
+    progress: bool = False,
 ) -> SweepResult:
-    """Invert ``images`` once, then edit with every (w, λ) of the grid."""
+    """Invert ``images`` once, then edit with every (w, λ) of the grid (``progress``: one line
+    per edit with the elapsed time and an estimate of the time left)."""
     grid = {(w, lam): dataclasses.replace(cfg, guidance=w, lam=lam) for w in ws for lam in lams}
     with torch.no_grad():
         z0 = encode(sd, images, cfg, generator)
         buffer = invert(sd, z0, cfg.inv_steps, prompt=cfg.inversion_prompt, grid=cfg.grid)
-        latents = {
-            key: edit_latents(sd, buffer, prompt, c, generator=generator) for key, c in grid.items()
-        }
+        latents, start = {}, time.perf_counter()
+        for i, (key, c) in enumerate(grid.items(), 1):
+            latents[key] = edit_latents(sd, buffer, prompt, c, generator=generator)
+            if progress:
+                elapsed = time.perf_counter() - start
+                eta = elapsed / i * (len(grid) - i)
+                print(
+                    f"sweep {i}/{len(grid)}: w={key[0]:g} lam={key[1]:g} "
+                    f"elapsed {elapsed:.0f} s, eta {eta:.0f} s",
+                    flush=True,
+                )
         decoded = {key: sd.decode_latents(z) for key, z in latents.items()}
         return SweepResult(
             ws=tuple(ws),
