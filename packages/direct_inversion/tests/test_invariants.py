@@ -257,3 +257,26 @@ def test_official_inversion_matches_the_reference_on_every_grid(sd64, n):
     np.testing.assert_allclose(buffer.zT.numpy(), zT, rtol=1e-12, atol=1e-12)
     assert len(buffer) == n == len(noises)
     assert buffer.timesteps == tuple(range(0, 1000, 1000 // n))
+
+
+def test_clipped_x0_schedulers_clip_the_blended_step_too(sd64, z0):
+    from diffrepro.core.models.stable_diffusion import StableDiffusion
+
+    clipped = dataclasses.replace(sd64.scheduler, clip_sample=True, clip_sample_range=0.5)
+    sd = StableDiffusion(sd64.unet, sd64.vae, sd64.text_encoder, sd64.tokenizer, clipped)
+    buffer = invert(sd, z0, N)
+    zT = buffer.zT
+    baseline = sd.sample(["a dog"] * 2, latents=zT, num_steps=N, guidance_scale=3.0)
+    out = edit_latents(sd, buffer, "a dog", cfg(lam=0.0))
+    assert maxdiff(out, baseline) < 1e-12
+    unclipped = edit_latents(sd64, invert(sd64, z0, N), "a dog", cfg(lam=0.0))
+    assert maxdiff(out, unclipped) > 1e-3
+
+
+def test_one_prompt_per_inverted_image(sd64, buffers):
+    buffer = buffers["consistent"]
+    pair = edit_latents(sd64, buffer, ["a cat", "a dog"], cfg())
+    alone = edit_latents(sd64, buffer, "a dog", cfg())
+    assert maxdiff(pair[1], alone[1]) < 1e-12 and maxdiff(pair[0], alone[0]) > 1e-6
+    with pytest.raises(ValueError, match="3 prompts for 2"):
+        edit_latents(sd64, buffer, ["a", "b", "c"], cfg())
