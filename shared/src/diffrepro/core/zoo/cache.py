@@ -91,8 +91,9 @@ def ensure_built(
         for stale in _stale_folders(entry, root):
             _notice(f"{entry.name}: removing stale build {stale.name} (config or recipe changed)")
             shutil.rmtree(stale, ignore_errors=True)
+        for orphan in root.glob(f".{folder.name}.tmp-*"):  # interrupted builds (we hold the lock)
+            shutil.rmtree(orphan, ignore_errors=True)
         tmp = root / f".{folder.name}.tmp-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         try:
             _build_into(entry, tmp, BuildContext(tmp, device, requires))

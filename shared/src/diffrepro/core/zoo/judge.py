@@ -19,6 +19,7 @@ images are still read.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from torch import nn
 
 from diffrepro.core.checkpoints import load_checkpoint, load_state_dict, save_checkpoint
 from diffrepro.core.emoji import COARSE_CLASSES, DATA_VERSION, emoji_set, images, select
-from diffrepro.core.metrics import frechet_distance
+from diffrepro.core.metrics import feature_frechet_distance
 from diffrepro.core.train import TrainConfig
 from diffrepro.core.zoo.registry import BuildContext, ZooEntry
 from diffrepro.core.zoo.training import fit
@@ -52,8 +53,8 @@ class JudgeConfig:
 
 @dataclasses.dataclass(frozen=True)
 class JudgeRecipe:
-    steps: int = 1500
-    batch_size: int = 128
+    steps: int = 300
+    batch_size: int = 64
     lr: float = 2e-3
     weight_decay: float = 1e-4
     seed: int = 0
@@ -145,8 +146,9 @@ def emoji_fd(a: torch.Tensor, b: torch.Tensor, judge: EmojiJudge) -> float:
     computed with the same judge build. Needs at least 2 images per set."""
     if len(a) < 2 or len(b) < 2:
         raise ValueError("emoji-FD needs at least 2 images in each set")
-    value = float(frechet_distance(batched_features(judge, a), batched_features(judge, b)))
-    if value != value or value in (float("inf"), float("-inf")):
+    with torch.no_grad():
+        value = feature_frechet_distance(a, b, judge.features, batch_size=256)
+    if not math.isfinite(value):
         raise FloatingPointError("emoji-FD is not finite")
     return value
 

@@ -3,7 +3,7 @@
 Entries come from three places, looked up in this order: :func:`register` calls (a package's
 own entries, or tests' tiny variants), the entry-point group ``diffrepro.zoo`` (each entry point
 names a function returning an iterable of :class:`ZooEntry`), and the core's built-in entries
-(:mod:`diffrepro.core.zoo.entries`). A package registers in its ``pyproject.toml``::
+(:mod:`diffrepro.core.zoo.builtin`). A package registers in its ``pyproject.toml``::
 
     [project.entry-points."diffrepro.zoo"]
     maskgit = "diffrepro.maskgit.zoo:zoo_entries"
@@ -111,7 +111,7 @@ def get(name: str) -> ZooEntry:
 
 @functools.cache
 def _builtin_entries() -> dict[str, ZooEntry]:
-    from diffrepro.core.zoo.entries import builtin_entries
+    from diffrepro.core.zoo.builtin import builtin_entries
 
     return {e.name: e for e in builtin_entries()}
 

@@ -74,11 +74,11 @@ T2I_CONFIG = T2IConfig(
 
 @dataclasses.dataclass(frozen=True)
 class T2IRecipe:
-    steps: int = 1500
-    batch_size: int = 32
-    lr: float = 5e-4
-    warmup_steps: int = 200
-    ema_decay: float = 0.999
+    steps: int = 500
+    batch_size: int = 16
+    lr: float = 1e-3
+    warmup_steps: int = 50
+    ema_decay: float = 0.99
     uncond_prob: float = 0.1
     templates: tuple[str, ...] = TEMPLATES
     seed: int = 0

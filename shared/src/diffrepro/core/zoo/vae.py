@@ -40,9 +40,9 @@ VAE_CONFIG = AutoencoderKLConfig(
 @dataclasses.dataclass(frozen=True)
 class VAERecipe:
     image_size: int = 32
-    steps: int = 1200
-    batch_size: int = 32
-    lr: float = 1e-3
+    steps: int = 250
+    batch_size: int = 16
+    lr: float = 2e-3
     kl_weight: float = 1e-6
     seed: int = 0
 
