@@ -61,8 +61,10 @@ def test_edit_is_deterministic_and_the_flags_reach_the_config(image, tmp_path):
     config = json.loads((outs[0] / "config.json").read_text())
     assert (config["guidance"], config["lam"], config["inject_steps"]) == (5.0, 0.3, 2)
     assert (config["grid"], config["steps"], config["inv_steps"]) == ("official", 4, 4)
-    assert main([*base, "--set", "lam=0.0", "--out", str(tmp_path / "c")]) == 0
+    big = ["--set", "lam=0.0", "--set", "image_size=48", "--out", str(tmp_path / "c")]
+    assert main([*base, *big]) == 0
     assert json.loads((tmp_path / "c" / "config.json").read_text())["lam"] == 0.0
+    assert Image.open(tmp_path / "c" / "edited.png").size == (48, 48)
 
 
 def test_sweep_writes_the_grid_and_the_tradeoff(image, tmp_path):
@@ -108,6 +110,8 @@ BAD = [
     (["--checkpoint", "sd-tiny", "--grid", "exact"], "grid must be one of"),
     (["--checkpoint", "sd-tiny", "--grid", "official", "--steps", "3", "--inv-steps", "3"], "1000"),
     (["--checkpoint", "sd-tiny", "--dtype", "float8"], "unknown --dtype"),
+    (["--checkpoint", "sd-tiny", "--set", "image_size=30"], "multiple of 8"),
+    (["--checkpoint", "sd-tiny", "--set", "image_size=0"], "image_size"),
     ([], "--checkpoint is required"),
     (["--checkpoint", "MISSING"], "checkpoint not found"),
     (["--checkpoint", "TEXTFILE"], "not a diffusers folder nor a CompVis file"),

@@ -81,9 +81,10 @@ def _prepare(args: argparse.Namespace):
     """Everything that can fail on bad input, before anything is written."""
     import torch
 
+    from diffrepro.core.data import load_image
     from diffrepro.core.repro import resolve_device, seed_everything
 
-    from .images import load_square
+    from .images import check_size, native_size, to_square
     from .weights import load_model, parse_dtype
 
     cfg = _config(args)
@@ -94,8 +95,11 @@ def _prepare(args: argparse.Namespace):
         )
     dtype = parse_dtype(args.dtype)
     device = resolve_device(args.device)
-    image = load_square(args.image, cfg.image_size)
+    image = load_image(args.image)
     sd = load_model(args.checkpoint, tokenizer=args.tokenizer, dtype=dtype, device=device)
+    size = native_size(sd) if cfg.image_size is None else cfg.image_size
+    check_size(sd, size)
+    image = to_square(image, size)
     seed_everything(args.seed)
     generator = torch.Generator(device).manual_seed(args.seed)
     return cfg, sd, image[None].to(device, dtype), generator

@@ -2,7 +2,8 @@
 
 ``paper`` is what the authors ran in ``main.ipynb`` (spec §3.5): 100 inversion and 100 editing
 steps, guidance w = 3, λ = 0.5 blended over all steps (K = N), DDIM η = 0, empty inversion prompt,
-512 px, and the VAE posterior *sampled* (seeded here; unseeded in the official code).
+512 px (SD 1.x's native size), and the VAE posterior *sampled* (seeded here; unseeded in the
+official code).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ class DirectInversionConfig:
       with the inverted latent z_T itself (kept only for comparison, spec §9.3).
     - ``direct_injection``: start the editing from the inverted latent (True) or from seeded
       Gaussian noise (False: plain text-to-image with the blend).
+    - ``image_size``: the square the input is resized and cropped to; ``None`` = the model's
+      native size (UNet sample size × VAE factor: 512 for SD 1.x, 32 for the zoo's emoji model).
     """
 
     steps: int = 100
@@ -41,7 +44,7 @@ class DirectInversionConfig:
     blend_with: str = "eps"
     direct_injection: bool = True
     vae_sample: bool = True
-    image_size: int = 512
+    image_size: int | None = None
 
     def __post_init__(self) -> None:
         if self.grid not in GRIDS:
@@ -67,7 +70,7 @@ class DirectInversionConfig:
             )
         if self.eta < 0:
             raise ValueError(f"eta must be >= 0, got {self.eta}")
-        if self.image_size < 1:
+        if self.image_size is not None and self.image_size < 1:
             raise ValueError(f"image_size must be >= 1, got {self.image_size}")
         for name in ("guidance", "lam", "eta"):
             value = getattr(self, name)
@@ -82,8 +85,8 @@ class DirectInversionConfig:
 
 PRESETS: dict[str, DirectInversionConfig] = {
     "paper": DirectInversionConfig(),
-    "demo": DirectInversionConfig(steps=50, inv_steps=50, image_size=32),
-    "tiny": DirectInversionConfig(steps=5, inv_steps=5, image_size=32),
+    "demo": DirectInversionConfig(steps=50, inv_steps=50),
+    "tiny": DirectInversionConfig(steps=5, inv_steps=5),
 }
 
 

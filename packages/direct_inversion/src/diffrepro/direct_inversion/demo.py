@@ -28,6 +28,7 @@ from diffrepro.core.report import DemoResult, Headline, markdown_table, write_me
 
 from .config import PRESETS, DirectInversionConfig
 from .editing import edit_latents
+from .images import native_size
 from .inversion import invert
 from .plot import line_plot
 from .sweep import SweepResult, sweep
@@ -90,7 +91,7 @@ def demo(
     """The demo on zoo entries ``model`` and ``judge`` (tests pass the tiny zoo variants)."""
     sd, scorer = load_assets(device, model, judge, root)
     p = plan(quick)
-    size = sd.unet.config.sample_size * sd.vae.downscale_factor
+    size = native_size(sd)
     p = dataclasses.replace(p, cfg=dataclasses.replace(p.cfg, image_size=size))
     task = emoji_task(size, p.pairs)
     return run(out_dir, sd, scorer, task, p, seed=seed, names=(model, judge))
@@ -152,6 +153,7 @@ def run(
         "seed": seed,
         "config": config_to_dict(p.cfg),
         "pairs": list(task.labels),
+        "image_size": int(sources.shape[-1]),
         "rows": rows,
         **exactness,
         "seconds": round(seconds, 1),
@@ -301,8 +303,8 @@ def write_report(
         "# Direct Inversion (arXiv 2211.07825): CPU-scale reproduction",
         "",
         f"Model: zoo `{metrics['model']}` (an SD-layout text-to-image model trained on OpenMoji "
-        f"renders, {cfg.image_size} px); judge: zoo `{metrics['judge']}`. Seed {metrics['seed']}, "
-        f"{metrics['seconds']} s.",
+        f"renders, {metrics['image_size']} px); judge: zoo `{metrics['judge']}`. "
+        f"Seed {metrics['seed']}, {metrics['seconds']} s.",
         "",
         f"Settings: {cfg.inv_steps} inversion and {cfg.steps} editing DDIM steps (η = {cfg.eta}),"
         f' inversion prompt "{cfg.inversion_prompt}", blend over all steps (K = N), '
@@ -330,8 +332,8 @@ def write_report(
         "The paper edits 512 px photos with Stable Diffusion 1.4 (100/100 steps, w = 3, λ = 0.5) "
         "and shows its editability-fidelity trade-off as plots of CLIP score and LPIPS; it "
         "publishes no table. Here the base model is a small emoji model at "
-        f"{cfg.image_size} px, the scores come from a small emoji judge instead of CLIP/LPIPS, and"
-        " the numbers are ours alone. What carries over is the shape of the trade-off and the "
+        f"{metrics['image_size']} px, the scores come from a small emoji judge instead of "
+        "CLIP/LPIPS, and the numbers are ours alone. What carries over is the shape of the trade-off and the "
         "exactness of λ = 1, not absolute values.",
         "",
     ]
