@@ -333,8 +333,8 @@ def write_report(
         "and shows its editability-fidelity trade-off as plots of CLIP score and LPIPS; it "
         "publishes no table. Here the base model is a small emoji model at "
         f"{metrics['image_size']} px, the scores come from a small emoji judge instead of "
-        "CLIP/LPIPS, and the numbers are ours alone. What carries over is the shape of the trade-off and the "
-        "exactness of λ = 1, not absolute values.",
+        "CLIP/LPIPS, and the numbers are ours alone. What carries over is the shape of the "
+        "trade-off and the exactness of λ = 1, not absolute values.",
         "",
     ]
     path = out_dir / "report.md"
