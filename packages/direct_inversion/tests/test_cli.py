@@ -189,3 +189,15 @@ def test_citation_file_is_the_registered_bibtex():
     from pathlib import Path
 
     assert (Path(__file__).parents[1] / "CITATION.bib").read_text() == BIBTEX
+
+
+def test_line_plot_draws_finite_points_only(tmp_path):
+    from diffrepro.direct_inversion.plot import line_plot
+
+    path = line_plot(
+        {"a": [(0, 1), (1, 2)], "b": [(0.5, 0.5)]}, tmp_path / "p.png", xlabel="x", ylabel="y"
+    )
+    assert Image.open(path).size == (560, 400)
+    with pytest.raises(ValueError, match="finite"):
+        line_plot({"a": [(0, float("nan"))]}, tmp_path / "q.png", xlabel="x", ylabel="y")
+    assert not (tmp_path / "q.png").exists()

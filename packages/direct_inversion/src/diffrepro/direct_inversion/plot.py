@@ -32,7 +32,7 @@ def line_plot(
     x_lo, x_hi = _span(min(xs), max(xs))
     y_lo, y_hi = _span(min(ys), max(ys))
     width, height = size
-    left, right, top, bottom = 70, width - 150, 30, height - 50
+    left, right, top, bottom = 70, width - 150, 50, height - 50
     image = Image.new("RGB", size, "white")
     draw = ImageDraw.Draw(image)
 
@@ -49,8 +49,8 @@ def line_plot(
         draw.text((u - 12, bottom + 4), f"{x:.3g}", fill="black")
         draw.text((left - 45, v - 6), f"{y:.3g}", fill="black")
     draw.text(((left + right) // 2 - 60, height - 22), xlabel, fill="black")
-    draw.text((4, top - 22), ylabel, fill="black")
-    draw.text((left, 4), title, fill="black")
+    draw.text((4, top - 18), ylabel, fill="black")
+    draw.text((4, 4), title, fill="black")
     for i, (label, line) in enumerate(series.items()):
         colour = COLOURS[i % len(COLOURS)]
         uv = [at(p) for p in line]
