@@ -64,6 +64,17 @@ def test_demo_without_a_zoo_is_one_clear_error(monkeypatch):
         demo_module.load_assets("cpu")
 
 
+def test_demo_names_the_build_command_when_a_zoo_model_is_missing(tmp_path):
+    from diffrepro.core import zoo
+    from diffrepro.core.zoo.tiny import tiny_entries
+
+    for entry in tiny_entries():
+        zoo.register(entry, replace=True)
+    with pytest.raises(FileNotFoundError, match="diffrepro zoo build tiny-emoji-t2i"):
+        demo_module.demo(tmp_path / "run", model="tiny-emoji-t2i", root=tmp_path / "empty")
+    assert not (tmp_path / "run").exists()
+
+
 def test_demo_end_to_end_on_the_tiny_zoo_variants(tmp_path):
     from diffrepro.core import zoo
     from diffrepro.core.zoo.tiny import tiny_entries
@@ -77,6 +88,7 @@ def test_demo_end_to_end_on_the_tiny_zoo_variants(tmp_path):
         model="tiny-emoji-t2i",
         judge="tiny-emoji-judge",
         root=tmp_path / "zoo",
+        build=True,
     )
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["model"] == "tiny-emoji-t2i" and metrics["pairs"][0] == "dog face -> cat face"

@@ -87,9 +87,13 @@ def demo(
     model: str = MODEL,
     judge: str = JUDGE,
     root: Path | None = None,
+    build: bool = False,
 ) -> DemoResult:
-    """The demo on zoo entries ``model`` and ``judge`` (tests pass the tiny zoo variants)."""
-    sd, scorer = load_assets(device, model, judge, root)
+    """The demo on zoo entries ``model`` and ``judge`` (tests pass the tiny zoo variants).
+
+    ``build=False``: a zoo model that is not built yet is a one-line error naming the command
+    that builds it (``diffrepro zoo build NAME``), rather than minutes of training."""
+    sd, scorer = load_assets(device, model, judge, root, build)
     p = plan(quick)
     size = native_size(sd)
     p = dataclasses.replace(p, cfg=dataclasses.replace(p.cfg, image_size=size))
@@ -98,9 +102,13 @@ def demo(
 
 
 def load_assets(
-    device: str, model: str = MODEL, judge: str = JUDGE, root: Path | None = None
+    device: str,
+    model: str = MODEL,
+    judge: str = JUDGE,
+    root: Path | None = None,
+    build: bool = False,
 ) -> tuple[StableDiffusion, Judge]:
-    """The zoo's text-to-image model and judge (built and cached on first use)."""
+    """The zoo's text-to-image model and judge (built first only when ``build``)."""
     try:
         from diffrepro.core import zoo
     except ImportError:
@@ -109,7 +117,8 @@ def load_assets(
             "the installed diffrepro-core does not have; `direct-inversion edit/sweep` work with "
             "any SD checkpoint"
         ) from None
-    return zoo.load(model, device=device, root=root), zoo.load(judge, device=device, root=root)
+    options = {"device": device, "root": root, "build": build}
+    return zoo.load(model, **options), zoo.load(judge, **options)
 
 
 def emoji_task(size: int, count: int) -> DemoTask:
