@@ -154,3 +154,24 @@ def test_single_file_errors(tmp_path):
         )
     with pytest.raises(FileNotFoundError):
         load_compvis_checkpoint(tmp_path / "absent.safetensors")
+
+
+def test_bundle_from_a_single_file_and_a_tokenizer_folder(tmp_path):
+    import dataclasses
+
+    from diffrepro.core.models.stable_diffusion import SD1_SCHEDULER, StableDiffusion
+    from diffrepro.core.tokenizer import write_vocab_files
+
+    vocab = write_vocab_files(tmp_path / "tokenizer", ["a", "cat"])
+    text_config = dataclasses.replace(TINY_TEXT, vocab_size=len(vocab))
+    unet, vae, _ = random_models()
+    text = CLIPTextModel(text_config).eval()
+    path = tmp_path / "tiny.safetensors"
+    write_single_file(path, unet, vae, text)
+    configs = {"unet_config": TINY_UNET, "vae_config": TINY_VAE, "text_config": text_config}
+    sd = StableDiffusion.from_compvis(path, tmp_path / "tokenizer", dtype=torch.float64, **configs)
+    assert sd.scheduler == SD1_SCHEDULER and sd.dtype == torch.float64
+    assert torch.equal(sd.unet.conv_in.weight, unet.conv_in.weight.double())
+    assert sd.encode_prompt("a cat").shape == (1, 77, 12)
+    with pytest.raises(FileNotFoundError, match="tokenizer folder"):
+        StableDiffusion.from_compvis(path, tmp_path / "absent", **configs)

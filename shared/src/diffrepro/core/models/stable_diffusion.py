@@ -170,6 +170,30 @@ class StableDiffusion:
         )
         return sd.to(device)
 
+    @classmethod
+    def from_compvis(
+        cls,
+        path: str | os.PathLike,
+        tokenizer: str | os.PathLike,
+        *,
+        scheduler: SchedulerConfig = SD1_SCHEDULER,
+        dtype: torch.dtype = torch.float32,
+        device: str | torch.device = "cpu",
+        use_ema: bool = False,
+        **configs,
+    ) -> StableDiffusion:
+        """A CompVis / LDM single file (SD 1.x layout, see :mod:`.compvis`) plus a CLIP
+        tokenizer folder (the file carries none) and SD 1.x's scheduler. ``configs`` are
+        ``load_compvis_checkpoint``'s ``unet_config`` / ``vae_config`` / ``text_config``."""
+        from diffrepro.core.models.compvis import load_compvis_checkpoint
+
+        tokenizer_folder = Path(tokenizer)
+        if not tokenizer_folder.is_dir():
+            raise FileNotFoundError(f"tokenizer folder not found: {tokenizer_folder}")
+        unet, vae, text = load_compvis_checkpoint(path, use_ema=use_ema, dtype=dtype, **configs)
+        sd = cls(unet, vae, text, CLIPTokenizer.from_pretrained(tokenizer_folder), scheduler)
+        return sd.to(device)
+
     def to(
         self, device: str | torch.device | None = None, dtype: torch.dtype | None = None
     ) -> StableDiffusion:
