@@ -21,5 +21,10 @@ def images():
     return out
 
 
-def state_hashes(module):
+@pytest.fixture
+def state_hashes():
+    return _state_hashes
+
+
+def _state_hashes(module):
     return {k: hash(v.detach().numpy().tobytes()) for k, v in module.state_dict().items()}

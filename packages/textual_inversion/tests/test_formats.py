@@ -37,9 +37,9 @@ def test_round_trip_is_bit_exact_and_reproduces_the_encoder(tmp_path, fmt, n):
     prompt = expand_prompt("a photo of <tok> sitting", [q])
     with torch.no_grad():
         assert torch.equal(fresh.encode_prompt(prompt), sd.encode_prompt(prompt))
-    assert not torch.equal(fresh.encode_prompt(prompt), tiny_stable_diffusion().encode_prompt(
-        "a photo of cat sitting"
-    ))
+    assert not torch.equal(
+        fresh.encode_prompt(prompt), tiny_stable_diffusion().encode_prompt("a photo of cat sitting")
+    )
 
 
 def test_diffusers_safetensors_layout(tmp_path):
@@ -106,9 +106,13 @@ def test_hand_made_foreign_files_convert(tmp_path):
 
 def test_official_star_file_needs_a_new_token(tmp_path):
     rows = torch.randn(1, 32)
-    torch.save({"string_to_token": {"*": torch.tensor(265)},
-                "string_to_param": nn.ParameterDict({"*": nn.Parameter(rows)})},
-               tmp_path / "embeddings.pt")
+    torch.save(
+        {
+            "string_to_token": {"*": torch.tensor(265)},
+            "string_to_param": nn.ParameterDict({"*": nn.Parameter(rows)}),
+        },
+        tmp_path / "embeddings.pt",
+    )
     sd = tiny_stable_diffusion()
     with pytest.raises(ValueError, match="already in the vocabulary"):
         load_embeds(sd, tmp_path / "embeddings.pt")

@@ -22,7 +22,7 @@ def sha(templates):
 def test_template_sets_equal_the_official_lists():
     assert len(OBJECT_TEMPLATES) == 81 and sha(OBJECT_TEMPLATES) == OFFICIAL_OBJECT_SHA
     assert len(STYLE_TEMPLATES) == 19 and sha(STYLE_TEMPLATES) == STYLE_SHA
-    assert DIFFUSERS_OBJECT_TEMPLATES == OBJECT_TEMPLATES[:27]
+    assert OBJECT_TEMPLATES[:27] == DIFFUSERS_OBJECT_TEMPLATES
     assert OBJECT_TEMPLATES[27] == "an illustration of a {}"
     assert OBJECT_TEMPLATES[54] == "a depiction of a {}"
 

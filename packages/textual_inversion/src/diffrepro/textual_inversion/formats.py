@@ -67,7 +67,9 @@ def save_embeds(
         raise ValueError(f"a {format} embedding file must end in {SUFFIXES[format]}: {path}")
     rows = _as_rows(rows.detach().cpu().float().contiguous().clone(), f"embedding of {token!r}")
     if format == "safetensors":
-        atomic_write(path, lambda tmp: save_file({token: rows}, str(tmp), metadata={"format": "pt"}))
+        atomic_write(
+            path, lambda tmp: save_file({token: rows}, str(tmp), metadata={"format": "pt"})
+        )
         return path
     if format == "bin":
         obj: object = {token: rows}

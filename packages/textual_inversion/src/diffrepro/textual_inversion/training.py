@@ -183,7 +183,10 @@ def train_embedding(
         )
     set_rows(sd.text_encoder, placeholder.ids, learned.weight)
     path = save_placeholder(
-        sd, placeholder, out_dir / DEFAULT_NAMES[cfg.save_format], format=cfg.save_format,
+        sd,
+        placeholder,
+        out_dir / DEFAULT_NAMES[cfg.save_format],
+        format=cfg.save_format,
         step=result.step,
     )
     return TIResult(placeholder, path, result.losses, lr)
