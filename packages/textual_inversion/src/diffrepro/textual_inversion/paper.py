@@ -11,8 +11,10 @@ BIBTEX = """\
 @misc{gal2022textual,
   doi           = {10.48550/ARXIV.2208.01618},
   url           = {https://arxiv.org/abs/2208.01618},
-  author        = {Gal, Rinon and Alaluf, Yuval and Atzmon, Yuval and Patashnik, Or and Bermano, Amit H. and Chechik, Gal and Cohen-Or, Daniel},
-  title         = {An Image is Worth One Word: Personalizing Text-to-Image Generation using Textual Inversion},
+  author        = {Gal, Rinon and Alaluf, Yuval and Atzmon, Yuval and Patashnik, Or and
+                   Bermano, Amit H. and Chechik, Gal and Cohen-Or, Daniel},
+  title         = {An Image is Worth One Word: Personalizing Text-to-Image Generation
+                   using Textual Inversion},
   publisher     = {arXiv},
   year          = {2022},
   primaryClass  = {cs.CV}
