@@ -8,10 +8,13 @@
 - :func:`denoising_loss`: the latent diffusion objective ``E ||target - model(z_t, t, c)||^2``
   (plain mean MSE, as the LDM / diffusers training scripts compute it) with ``t`` uniform over the
   training steps and the target (eps, v or x0) from the bundle's scheduler config.
+- :func:`finetune_unet`: every UNet weight trained on such latents under one fixed prompt
+  embedding with core ``train`` (Imagic's second stage, per-concept fine-tuning baselines).
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import torch
@@ -19,6 +22,7 @@ from torch import Tensor
 
 from diffrepro.core.losses import diffusion_loss
 from diffrepro.core.models.stable_diffusion import StableDiffusion
+from diffrepro.core.train import TrainConfig, TrainResult, train
 
 
 @dataclass(frozen=True)
@@ -77,3 +81,37 @@ def denoising_loss(
         prediction=sd.scheduler.prediction,
     )
     return terms["mse"].mean()
+
+
+def finetune_unet(
+    sd: StableDiffusion,
+    latents: ImageLatents,
+    context: Tensor,
+    config: TrainConfig,
+    out_dir: str | os.PathLike,
+    *,
+    flip_p: float = 0.5,
+    resume: bool = True,
+) -> TrainResult:
+    """Fine-tune every UNet weight on ``latents`` with one fixed conditioning ``context``
+    (1, L, D) through core :func:`~diffrepro.core.train.train` (Imagic's second stage; a
+    per-concept fine-tuned model). The VAE and text encoder are not touched."""
+    if context.ndim != 3 or context.shape[0] != 1:
+        raise ValueError(f"context must be (1, L, D), got {tuple(context.shape)}")
+    context = context.detach()
+
+    def loss_fn(unet: torch.nn.Module, index: Tensor) -> Tensor:
+        flipped = torch.rand(index.shape[0]) < flip_p
+        z = latents.sample(index, flipped)
+        ctx = context.expand(index.shape[0], -1, -1).to(z)
+        return denoising_loss(sd, z, ctx)
+
+    indices = [torch.tensor(i) for i in range(len(latents))]
+    was_training = sd.unet.training
+    sd.unet.requires_grad_(True)
+    try:
+        return train(
+            sd.unet, loss_fn, indices, config, out_dir, resume=resume, device=sd.device
+        )
+    finally:
+        sd.unet.train(was_training)
