@@ -310,14 +310,14 @@ def _figure(rows: list[tuple[str, torch.Tensor]], path: Path) -> Path:
     from PIL import Image, ImageDraw
 
     width = max(len(images) for _, images in rows)
-    cell, label_w = 64, 330
+    cell, label_w = 64, 400
     canvas = Image.new("RGB", (label_w + width * (cell + 2), len(rows) * (cell + 4)), "white")
     draw = ImageDraw.Draw(canvas)
     for r, (label, images) in enumerate(rows):
         up = F.interpolate(images.float(), size=(cell, cell), mode="nearest")
         strip = to_pil(make_grid(up, nrow=len(up), padding=2))
         canvas.paste(strip, (label_w, r * (cell + 4)))
-        draw.text((4, r * (cell + 4) + cell // 2 - 6), label[:52], fill="black")
+        draw.text((4, r * (cell + 4) + cell // 2 - 6), label[:64], fill="black")
     canvas.save(path)
     return path
 
