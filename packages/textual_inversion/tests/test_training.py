@@ -173,3 +173,22 @@ def test_image_latents_mirror_and_mean(sd, images):
     torch.manual_seed(0)
     eps = torch.randn_like(drawn)
     assert torch.allclose(drawn, lat.mean[[2, 0], [1, 0]] + lat.std[[2, 0], [1, 0]] * eps)
+
+
+@pytest.mark.parametrize("flip_p, expected", [(0.0, False), (1.0, True)])
+def test_flip_probability_is_honoured(sd, images, flip_p, expected):
+    p = add_placeholder(sd.tokenizer, sd.text_encoder, "<tok>", init="cat")
+    latents = ImageLatents.encode(sd, images)
+    seen = []
+
+    class Recording:
+        def sample(self, index, flipped, sample=True):
+            seen.append(flipped.clone())
+            return latents.sample(index, flipped, sample=sample)
+
+    learned = LearnedRows(get_rows(sd.text_encoder, p))
+    cfg = dataclasses.replace(TINY, flip_p=flip_p)
+    fn = make_loss_fn(sd, Recording(), p, Splice(p, learned.weight), cfg, learned.weight)
+    with torch.no_grad():
+        fn(learned, torch.arange(4))
+    assert seen[0].tolist() == [expected] * 4
