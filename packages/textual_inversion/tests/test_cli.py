@@ -112,6 +112,7 @@ def bad_cases(root, data, out):
         "bad format": ([*train, "--set", "save_format=ckpt"], "save_format"),
         "unknown preset": ([*train[:7], "--preset", "huge"], "known presets"),
         "odd resolution": ([*train, "--set", "resolution=30"], "multiple of"),
+        "unknown zoo model": ([*train, "--model", "emoji-nope"], "unknown zoo entry"),
         "missing checkpoint": ([*train, "--checkpoint", str(root / "no-model")], "not found"),
         "single file without tokenizer": ([*train, "--checkpoint", embeds], "--tokenizer"),
         "other run in out": (
@@ -183,3 +184,12 @@ def test_bad_input_gives_one_line_exit_2_and_changes_nothing(trained, case, caps
     assert len(err.splitlines()) == 1, err
     assert err.startswith("textual-inversion: error:") and message in err, err
     assert snapshot(root) == before
+
+
+def test_demo_without_a_built_zoo_fails_cleanly(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DIFFREPRO_ZOO_DIR", str(tmp_path / "zoo"))
+    monkeypatch.setenv("DIFFREPRO_ZOO_BUILD", "0")
+    assert main(["demo", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "not built" in err, err
+    assert not (tmp_path / "out").exists()

@@ -67,6 +67,6 @@ def _from_zoo(name: str) -> StableDiffusion:
             "have; give --checkpoint DIR (a diffusers Stable Diffusion folder) instead"
         ) from None
     loaded = zoo.load(name)
-    if isinstance(loaded, StableDiffusion):
-        return loaded
-    return StableDiffusion.load(loaded)
+    if not isinstance(loaded, StableDiffusion):
+        raise ValueError(f"zoo model {name!r} is not a text-to-image model")
+    return loaded

@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,12 +87,23 @@ class Setup:
     source: str
 
 
-def demo(out_dir: Path, *, device: str = "cpu", seed: int = 0, quick: bool = False) -> DemoResult:
+def demo(
+    out_dir: Path,
+    *,
+    device: str = "cpu",
+    seed: int = 0,
+    quick: bool = False,
+    build_zoo: bool | None = None,
+) -> DemoResult:
+    """Run the demo; the zoo models are built when missing unless ``build_zoo`` is false (default:
+    the environment variable ``DIFFREPRO_ZOO_BUILD`` = 0 turns building off)."""
     from diffrepro.core.repro import resolve_device, seed_everything
 
     settings = QUICK if quick else FULL
+    if build_zoo is None:
+        build_zoo = os.environ.get("DIFFREPRO_ZOO_BUILD", "1") != "0"
     seed_everything(seed)
-    setup = _quick_setup(settings) if quick else _zoo_setup(settings, seed)
+    setup = _quick_setup(settings) if quick else _zoo_setup(settings, seed, build_zoo)
     setup.sd.to(resolve_device(device))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -232,7 +244,7 @@ def _recolour(images: torch.Tensor) -> torch.Tensor:
     return images[:, [2, 1, 0]]
 
 
-def _zoo_setup(settings: DemoSettings, seed: int) -> Setup:
+def _zoo_setup(settings: DemoSettings, seed: int, build: bool) -> Setup:
     try:
         from diffrepro.core import emoji, zoo
     except ImportError:
@@ -240,9 +252,10 @@ def _zoo_setup(settings: DemoSettings, seed: int) -> Setup:
             "the demo needs the core zoo (emoji-t2i and emoji-judge), which this diffrepro-core "
             "does not have; run the quick smoke demo with --quick"
         ) from None
-    sd = zoo.load("emoji-t2i")
-    judge = zoo.load("emoji-judge").eval()
-    pictures, _ = emoji.images(sd.vae.config.sample_size or 32, "all")
+    sd = zoo.load("emoji-t2i", build=build)
+    judge = zoo.load("emoji-judge", build=build).eval()
+    size = sd.unet.config.sample_size * sd.vae.downscale_factor
+    pictures, _ = emoji.images(size, "all")
     target = _pick_heldout(emoji.select("heldout"), sd, seed)
     word = target.name.split()[-1]
     style_items = [e for e in emoji.select("train") if e.coarse == "face"][:4]
