@@ -53,3 +53,21 @@ def test_colour_hits_reads_the_foreground_colour():
     assert colour_hits(images, "green") == 0.0
     with pytest.raises(ValueError, match="unknown colour"):
         colour_hits(images, "mauve")
+
+
+def test_text_similarity_strips_the_placeholder_before_encoding():
+    from diffrepro.textual_inversion.evaluation import strip_placeholders, text_similarity
+    from diffrepro.textual_inversion.placeholders import Placeholder
+
+    p = Placeholder("<t>", ("<t>", "<t>_1"), (10, 11))
+    assert strip_placeholders("a photo of <t> <t>_1 on a beach", [p]) == "a photo of on a beach"
+    seen = []
+    direction = torch.tensor([[1.0, 0.0, 0.0]])
+
+    def embed_text(texts):
+        seen.extend(texts)
+        return direction.expand(len(texts), 3)
+
+    images = torch.tensor([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    got = text_similarity(embed_text, lambda x: x, "a <t> <t>_1 cat", images, [p])
+    assert seen == ["a cat"] and got == pytest.approx(0.5)

@@ -4,6 +4,8 @@
   the cosine between L2-normalised image embeddings (the paper uses CLIP ViT-B/32; the demo
   uses the zoo's emoji judge).
 - :func:`identity_retrieval`: top-k hit rates of the concept among all identities of the judge.
+- :func:`text_similarity`: editability as the paper measures it, the mean cosine between the
+  prompt with the placeholder removed (:func:`strip_placeholders`) and the generated images.
 - :func:`colour_hits`: editability in the emoji domain: the fraction of samples whose mean
   foreground colour is nearest to the colour the prompt asks for (from :data:`COLOURS`).
 """
@@ -67,3 +69,26 @@ def colour_hits(images: torch.Tensor, colour: str) -> float:
     palette = torch.tensor(list(COLOURS.values()))
     nearest = torch.cdist(foreground_colour(images.float()), palette).argmin(dim=1)
     return float((nearest == list(COLOURS).index(colour)).float().mean())
+
+
+def strip_placeholders(prompt: str, placeholders) -> str:
+    """``prompt`` without the placeholders' tokens (the official evaluation removes ``*``)."""
+    for p in placeholders:
+        for token in sorted(p.tokens, key=len, reverse=True):
+            prompt = prompt.replace(token, " ")
+    return " ".join(prompt.split())
+
+
+@torch.no_grad()
+def text_similarity(
+    embed_text: Callable[[list[str]], torch.Tensor],
+    embed_image: Callable[[torch.Tensor], torch.Tensor],
+    prompt: str,
+    generated: torch.Tensor,
+    placeholders,
+) -> float:
+    """Editability (spec §4): mean cosine between the embedding of ``prompt`` with the
+    placeholders removed and each image generated from it (CLIP in the paper)."""
+    text = F.normalize(embed_text([strip_placeholders(prompt, placeholders)]).float(), dim=-1)
+    images = F.normalize(embed_image(generated).float(), dim=-1)
+    return _finite(float((images @ text.T).mean()), "text similarity")
