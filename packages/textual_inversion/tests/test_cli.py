@@ -1,4 +1,5 @@
 import hashlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -35,6 +36,9 @@ def trained(tmp_path_factory):
     out = root / "run"
     argv = ["train", "--data", str(data), "--token", "<obj>", "--init", "cat", "--preset", "tiny"]
     assert main([*argv, "--num-vectors", "2", "--out", str(out), "--seed", "1"]) == 0
+    (root / "empty").mkdir()
+    (root / "garbage.safetensors").write_bytes(b"nope")
+    save_file({"<wide>": torch.randn(1, 16)}, str(root / "wide.safetensors"))
     return root, data, out
 
 
@@ -85,9 +89,6 @@ def test_cite_prints_the_bibtex(capsys):
 
 def bad_cases(root, data, out):
     embeds = str(out / "learned_embeds.safetensors")
-    (root / "empty").mkdir(exist_ok=True)
-    (root / "garbage.safetensors").write_bytes(b"nope")
-    save_file({"<wide>": torch.randn(1, 16)}, str(root / "wide.safetensors"))
     tiny = ["--preset", "tiny"]
     train = ["train", "--data", str(data), "--token", "<new>", "--init", "cat", *tiny]
     sample = ["sample", "--prompt", "a <obj>", *tiny]
@@ -119,6 +120,11 @@ def bad_cases(root, data, out):
             [*train, "--out", str(out)],
             "holds a run with other settings",
         ),
+        "too many vectors": ([*train, "--num-vectors", "80"], "more than the text encoder's 77"),
+        "prompt too long": (
+            ["sample", "--prompt", "a photo of <obj> " * 20, *tiny, "--embeds", embeds],
+            "more than the text encoder's 77",
+        ),
         "missing embeds": ([*sample, "--embeds", str(root / "x.safetensors")], "not found"),
         "garbage embeds": ([*sample, "--embeds", str(root / "garbage.safetensors")], "cannot read"),
         "wide embeds": ([*sample, "--embeds", str(root / "wide.safetensors")], "width 16"),
@@ -142,33 +148,7 @@ def bad_cases(root, data, out):
     }
 
 
-CASES = [
-    "missing data",
-    "empty data",
-    "existing word",
-    "upper case",
-    "multi-token init",
-    "zero vectors",
-    "zero steps",
-    "negative lr",
-    "bad flip",
-    "unknown field",
-    "bad property",
-    "bad format",
-    "unknown preset",
-    "odd resolution",
-    "missing checkpoint",
-    "single file without tokenizer",
-    "other run in out",
-    "missing embeds",
-    "garbage embeds",
-    "wide embeds",
-    "token twice",
-    "token for two",
-    "convert onto a file",
-    "convert bad suffix",
-    "convert official without id",
-]
+CASES = list(bad_cases(Path("root"), Path("data"), Path("out")))
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -92,7 +92,8 @@ def _train(args: argparse.Namespace) -> None:
     from diffrepro.core.repro import seed_everything
 
     from .images import load_concept_images
-    from .placeholders import add_placeholder, check_token
+    from .placeholders import add_placeholder, check_fits, check_token
+    from .templates import templates_for
     from .training import train_embedding
 
     cfg = _config(args)
@@ -117,6 +118,8 @@ def _train(args: argparse.Namespace) -> None:
     placeholder = add_placeholder(
         sd.tokenizer, sd.text_encoder, args.token, init=args.init, num_vectors=cfg.num_vectors
     )
+    templates = templates_for(cfg.learnable_property, cfg.object_templates)
+    check_fits(sd.tokenizer, [t.format(placeholder.text) for t in templates])
     seed_everything(args.seed)
     save_config(cfg, out / "config.json")
     (out / "run.json").write_text(json.dumps(run_info, indent=2, sort_keys=True) + "\n")

@@ -132,3 +132,15 @@ def expand_prompt(prompt: str, placeholders: list[Placeholder] | tuple[Placehold
             pattern = re.escape(p.token) + r"(?!_\d)"
             prompt = re.sub(pattern, lambda _m, p=p: p.text, prompt, flags=re.IGNORECASE)
     return prompt
+
+
+def check_fits(tokenizer: CLIPTokenizer, prompts: list[str] | tuple[str, ...]) -> None:
+    """Raise if a (placeholder-expanded) prompt is longer than the text encoder's context: the
+    tokenizer would cut its tail silently (spec §9.6, many vectors eat the 77 positions)."""
+    for prompt in prompts:
+        n = len(tokenizer.encode(prompt))
+        if n > tokenizer.max_length:
+            raise ValueError(
+                f"prompt {prompt!r} is {n} tokens with the placeholder vectors, "
+                f"more than the text encoder's {tokenizer.max_length}"
+            )

@@ -6,7 +6,7 @@ import torch
 
 from diffrepro.core.models.stable_diffusion import StableDiffusion
 
-from .placeholders import Placeholder, expand_prompt
+from .placeholders import Placeholder, check_fits, expand_prompt
 
 
 @torch.no_grad()
@@ -22,6 +22,7 @@ def sample_images(
 ) -> torch.Tensor:
     """``num_samples`` images in [-1, 1] of ``prompt``; sample k uses the seed ``seed + k``."""
     text = expand_prompt(prompt, placeholders)
+    check_fits(sd.tokenizer, [text])
     generators = [torch.Generator().manual_seed(seed + k) for k in range(num_samples)]
     latents = sd.sample(
         [text] * num_samples,

@@ -28,7 +28,7 @@ from diffrepro.core.train import TrainConfig, train
 from .config import TIConfig
 from .embeds import save_placeholder
 from .formats import DEFAULT_NAMES
-from .placeholders import Placeholder, get_rows, set_rows
+from .placeholders import Placeholder, check_fits, get_rows, set_rows
 from .templates import templates_for
 
 
@@ -150,6 +150,8 @@ def train_embedding(
     """Learn ``placeholder``'s rows from ``images`` (N, 3, H, W) in [-1, 1]; writes the rows back
     into ``sd``'s token table and ``out_dir/learned_embeds.<format>``."""
     out_dir = Path(out_dir)
+    templates = templates_for(cfg.learnable_property, cfg.object_templates)
+    check_fits(sd.tokenizer, [t.format(placeholder.text) for t in templates])
     latents = ImageLatents.encode(sd, images)
     learned = LearnedRows(get_rows(sd.text_encoder, placeholder))
     init_rows = learned.weight.detach().clone()
