@@ -34,7 +34,8 @@ PAPER = Paper(
     "Inversion",
     arxiv="2208.01618",
     bibtex=BIBTEX,
-    status="implemented; CPU demo on the zoo's emoji text-to-image model",
+    status="implemented and tested; the CPU demo on the zoo's emoji model is written but was "
+    "not yet run (the zoo models were not built when it was committed)",
     demo=_demo,
     summary="Learn a new pseudo-word's token embedding (the only trainable tensor) with the "
     "frozen LDM denoising loss on 3-5 images, then use it in prompts.",
