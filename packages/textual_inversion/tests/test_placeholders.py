@@ -87,3 +87,14 @@ def test_adding_the_same_placeholder_twice_raises(sd):
 def test_vector_token_names():
     assert vector_tokens("<x>", 1) == ["<x>"]
     assert vector_tokens("<x>", 4) == ["<x>", "<x>_1", "<x>_2", "<x>_3"]
+
+
+def test_sample_k_depends_only_on_seed_plus_k(sd):
+    from diffrepro.textual_inversion.sampling import sample_images
+
+    p = add_placeholder(sd.tokenizer, sd.text_encoder, "<tok>", init="cat", num_vectors=2)
+    kwargs = {"num_steps": 2, "guidance_scale": 3.0}
+    pair = sample_images(sd, "a photo of <tok>", [p], num_samples=2, seed=4, **kwargs)
+    single = sample_images(sd, "a photo of <tok>", [p], num_samples=1, seed=5, **kwargs)
+    assert torch.allclose(pair[1], single[0], atol=1e-6)
+    assert not torch.allclose(pair[0], pair[1])
