@@ -110,8 +110,6 @@ def finetune_unet(
     was_training = sd.unet.training
     sd.unet.requires_grad_(True)
     try:
-        return train(
-            sd.unet, loss_fn, indices, config, out_dir, resume=resume, device=sd.device
-        )
+        return train(sd.unet, loss_fn, indices, config, out_dir, resume=resume, device=sd.device)
     finally:
         sd.unet.train(was_training)
