@@ -1,0 +1,115 @@
+"""Pieces for fine-tuning a few parameters of a frozen Stable Diffusion bundle on a few images
+(Textual Inversion, Imagic, SINE, per-concept fine-tuning baselines).
+
+- :class:`ImageLatents`: the VAE posteriors (mean and std) of a small image set and of its
+  horizontal mirror images, computed once; ``sample(index, flipped)`` draws
+  ``mean + std * eps`` (what encoding every step with ``latent_dist.sample()`` gives, since the
+  VAE is frozen), or the mean with ``sample=False``.
+- :func:`denoising_loss`: the latent diffusion objective ``E ||target - model(z_t, t, c)||^2``
+  (plain mean MSE, as the LDM / diffusers training scripts compute it) with ``t`` uniform over the
+  training steps and the target (eps, v or x0) from the bundle's scheduler config.
+- :func:`finetune_unet`: every UNet weight trained on such latents under one fixed prompt
+  embedding with core ``train`` (Imagic's second stage, per-concept fine-tuning baselines).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from diffrepro.core.losses import diffusion_loss
+from diffrepro.core.models.stable_diffusion import StableDiffusion
+from diffrepro.core.train import TrainConfig, TrainResult, train
+
+
+@dataclass(frozen=True)
+class ImageLatents:
+    """Posterior mean and std, shape (N, 2, C, h, w): index 1 of dim 1 is the mirrored image."""
+
+    mean: Tensor
+    std: Tensor
+
+    @classmethod
+    @torch.no_grad()
+    def encode(cls, sd: StableDiffusion, images: Tensor) -> ImageLatents:
+        """Encode images in [-1, 1] (N, 3, H, W) and their mirror images with the bundle's VAE
+        (latents shifted and scaled like :meth:`StableDiffusion.encode_images`)."""
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"images must be (N, 3, H, W), got {tuple(images.shape)}")
+        both = torch.stack([images, images.flip(-1)], dim=1).flatten(0, 1)
+        posterior = sd.vae.encode(both.to(sd.device, sd.dtype))
+        scale, shift = sd.vae.config.scaling_factor, sd.vae.config.shift_factor or 0.0
+        mean = ((posterior.mean - shift) * scale).unflatten(0, (len(images), 2))
+        std = (posterior.std * scale).unflatten(0, (len(images), 2))
+        return cls(mean, std)
+
+    def __len__(self) -> int:
+        return self.mean.shape[0]
+
+    def sample(self, index: Tensor, flipped: Tensor, *, sample: bool = True) -> Tensor:
+        """Latents of images ``index`` (B,), mirrored where ``flipped`` (B,) is true."""
+        index = index.to(self.mean.device).long()
+        side = flipped.to(self.mean.device).long()
+        mean = self.mean[index, side]
+        if not sample:
+            return mean
+        return mean + self.std[index, side] * torch.randn_like(mean)
+
+
+def denoising_loss(
+    sd: StableDiffusion,
+    latents: Tensor,
+    context: Tensor,
+    *,
+    t: Tensor | None = None,
+    noise: Tensor | None = None,
+) -> Tensor:
+    """Mean MSE between the UNet's prediction on noised ``latents`` and its target."""
+    if noise is None:
+        noise = torch.randn_like(latents)
+    if t is None:
+        t = torch.randint(0, len(sd.schedule.timesteps), (latents.shape[0],))
+    terms = diffusion_loss(
+        sd.denoiser(context),
+        latents,
+        t.to(latents.device),
+        sd.schedule,
+        noise=noise,
+        prediction=sd.scheduler.prediction,
+    )
+    return terms["mse"].mean()
+
+
+def finetune_unet(
+    sd: StableDiffusion,
+    latents: ImageLatents,
+    context: Tensor,
+    config: TrainConfig,
+    out_dir: str | os.PathLike,
+    *,
+    flip_p: float = 0.5,
+    resume: bool = True,
+) -> TrainResult:
+    """Fine-tune every UNet weight on ``latents`` with one fixed conditioning ``context``
+    (1, L, D) through core :func:`~diffrepro.core.train.train` (Imagic's second stage; a
+    per-concept fine-tuned model). The VAE and text encoder are not touched."""
+    if context.ndim != 3 or context.shape[0] != 1:
+        raise ValueError(f"context must be (1, L, D), got {tuple(context.shape)}")
+    context = context.detach()
+
+    def loss_fn(unet: torch.nn.Module, index: Tensor) -> Tensor:
+        flipped = torch.rand(index.shape[0]) < flip_p
+        z = latents.sample(index, flipped)
+        ctx = context.expand(index.shape[0], -1, -1).to(z)
+        return denoising_loss(sd, z, ctx)
+
+    indices = [torch.tensor(i) for i in range(len(latents))]
+    was_training = sd.unet.training
+    sd.unet.requires_grad_(True)
+    try:
+        return train(sd.unet, loss_fn, indices, config, out_dir, resume=resume, device=sd.device)
+    finally:
+        sd.unet.train(was_training)
