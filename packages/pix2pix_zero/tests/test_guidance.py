@@ -72,7 +72,7 @@ def test_reference_maps_rows_sum_to_one_one_entry_per_step(sd64, x_t):
     attn2 = [n for n, _ in sd64.unet.named_modules() if n.endswith("attn2")]
     assert sorted(maps) == sorted(attn2) and len(attn2) == 7  # every attn2, no attn1
     queries = set()
-    for name, steps in maps.items():
+    for steps in maps.values():
         assert len(steps) == 3
         for m in steps:
             assert m.shape[0] == 2 and m.shape[1] == 2 and m.shape[-1] == 77  # [neg, cond], heads
@@ -170,9 +170,7 @@ def test_carry_modes_differ(sd64, x_t):
     assert (a - b).abs().max() > 1e-8
 
 
-@pytest.mark.parametrize(
-    "kwargs", [{"carry": "positive"}, {"num_steps": 0}, {"xa_guidance": -0.1}]
-)
+@pytest.mark.parametrize("kwargs", [{"carry": "positive"}, {"num_steps": 0}, {"xa_guidance": -0.1}])
 def test_bad_guidance_configs_are_refused(kwargs):
     with pytest.raises(ValueError):
         GuidanceConfig(**kwargs)

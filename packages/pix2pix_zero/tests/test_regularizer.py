@@ -61,9 +61,7 @@ def np_kl_grad(eps):
 def rolls_of(shape, seed, roll_low=1, draws=1):
     g = torch.Generator().manual_seed(seed)
     sizes = [m.shape[0] for m in np_levels(np.zeros(shape[2:]))]
-    return [
-        sample_roll(s, g, roll_low) for _ in range(draws * shape[0] * shape[1]) for s in sizes
-    ]
+    return [sample_roll(s, g, roll_low) for _ in range(draws * shape[0] * shape[1]) for s in sizes]
 
 
 def smooth_field(shape, seed=0):
@@ -173,7 +171,10 @@ def test_one_pass_makes_correlated_noise_whiter():
 
 def test_zero_weights_leave_the_noise_bitwise_unchanged():
     eps = torch.tensor(smooth_field((1, 4, 16, 16)))
-    for cfg in (RegularizerConfig(lambda_ac=0.0, lambda_kl=0.0), RegularizerConfig(num_reg_steps=0)):
+    for cfg in (
+        RegularizerConfig(lambda_ac=0.0, lambda_kl=0.0),
+        RegularizerConfig(num_reg_steps=0),
+    ):
         assert torch.equal(regularize_noise(eps, cfg), eps)
 
 
