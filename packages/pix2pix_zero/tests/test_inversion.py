@@ -25,7 +25,7 @@ def counting(model):
     return wrapped, calls
 
 
-@pytest.mark.parametrize("n", [3, 5, 50])
+@pytest.mark.parametrize("n", [3, 5, 12])
 def test_grid_modes_make_n_minus_2_and_n_calls(sd64, n):
     z0 = torch.randn(1, 4, 8, 8, dtype=torch.float64)
     cond = sd64.encode_prompt(CAPTION)
