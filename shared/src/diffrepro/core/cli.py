@@ -3,6 +3,7 @@
 ``diffrepro list``                     the installed paper packages
 ``diffrepro cite SLUG``                a paper's BibTeX
 ``diffrepro reproduce SLUG... | --all`` run the demos and write ``runs/REPORT.md``
+``diffrepro zoo list | build | path | card``  the zoo's base models (:mod:`diffrepro.core.zoo`)
 
 Paper packages build their own command with :func:`paper_parser` and :func:`add_common_args`
 and run it with :func:`run`, which turns bad input into one clear error line.
@@ -106,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--seed", type=int, default=0)
     reproduce.add_argument("--quick", action="store_true", help="seconds-long smoke runs")
     reproduce.set_defaults(func=_reproduce)
+    from diffrepro.core.zoo.cli import add_zoo_command
+
+    add_zoo_command(commands)
     return parser
 
 
