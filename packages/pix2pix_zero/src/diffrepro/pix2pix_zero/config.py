@@ -53,7 +53,7 @@ class Pix2PixZeroConfig:
 PRESETS: dict[str, Pix2PixZeroConfig] = {
     "paper": Pix2PixZeroConfig(),
     "demo": Pix2PixZeroConfig(
-        image_size=64,
+        image_size=32,
         inversion=InversionConfig(num_steps=20),
         edit=GuidanceConfig(num_steps=20, xa_guidance=0.1),
     ),

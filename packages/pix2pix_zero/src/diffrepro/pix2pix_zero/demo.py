@@ -1,17 +1,18 @@
 """``pix2pix-zero demo``: Table 1 and the Table 2 ablation in miniature.
 
-Full run: the core zoo's emoji text-to-image model (``emoji-t2i``) edits emoji renders, and the
-zoo's judge (``emoji-judge``) scores them: edit accuracy, structure distance in the judge's
-features, background distance outside the alpha mask (see :mod:`.evaluation`). It needs
-``diffrepro.core.zoo`` and ``diffrepro.core.emoji``; without them the demo stops with one clear
-error. ``--quick`` is a plumbing smoke run on the random tiny stack and synthetic disc images:
+Full run: the core zoo's emoji text-to-image model (``emoji-t2i``, 32 px) edits OpenMoji
+renders (``diffrepro.core.emoji``) and the zoo's judge (``emoji-judge``) scores them: edit
+accuracy (identity logit of the target emoji above the source's), structure distance in the
+judge's spatial features (its conv body up to the 8×8 level), background distance outside the
+alpha mask (see :mod:`.evaluation`). Sentence banks are the emoji captions' templates
+(``emoji.TEMPLATES``), whose words the zoo tokenizer knows. The zoo builds (trains) its models on
+first use. ``--quick`` is a plumbing smoke run on the random tiny stack and synthetic disc images:
 its numbers mean nothing about the method (no judge: no accuracy).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import time
 from pathlib import Path
 
@@ -21,13 +22,17 @@ from diffrepro.core.config import config_to_dict, save_config
 from diffrepro.core.report import DemoResult, Headline, markdown_table, write_metrics
 
 from .config import ABLATION_ROWS, PRESETS, Pix2PixZeroConfig, ablation_config
-from .directions import parse_task
+from .directions import parse_task, template_sentences
 from .evaluation import background_distance, edit_accuracy, finite, structure_distance
 from .images import figure
 from .pipeline import encode, make_direction, sdedit, start_latents, translate
 
 ROWS = ("SDEdit", *ABLATION_ROWS)  # columns of the figure and rows of the tables
-FULL_TASKS = {"cat2dog": "cat", "dog2cat": "dog", "horse2zebra": "horse"}
+FULL_TASKS = (
+    "cat_face2dog_face",
+    "red_apple2green_apple",
+    "grinning_face2smiling_face_with_sunglasses",
+)
 QUICK_TASKS = {"cat2dog": "cat", "horse2dog": "horse"}
 PAPER_CAT2DOG = {"SDEdit": "71.2%", "B": "72.0%", "C": "72.4%", "D": "100.0%", "E": "92.4%"}
 
@@ -41,13 +46,20 @@ class Assets:
     features: object  # images -> (B, C, h, w)
     scores: object | None  # (images, word) -> (B,) judge score, or None
     model_name: str
+    templates: tuple[str, ...] | None = None  # sentence-bank templates (None: the default bank)
 
 
 def demo(out_dir: Path, *, device: str = "cpu", seed: int = 0, quick: bool = False) -> DemoResult:
-    start = time.perf_counter()
     cfg = PRESETS["tiny" if quick else "demo"]
     assets = _quick_assets(cfg) if quick else _zoo_assets(cfg, device)
-    out_dir = Path(out_dir)
+    return run_demo(Path(out_dir), cfg, assets, seed=seed, quick=quick)
+
+
+def run_demo(
+    out_dir: Path, cfg: Pix2PixZeroConfig, assets: Assets, *, seed: int = 0, quick: bool = False
+) -> DemoResult:
+    """Every task x (reconstruction, SDEdit, rows A-E), the metrics, figure and report."""
+    start = time.perf_counter()
     results = {task: _run_task(assets, cfg, task, seed) for task in assets.images}
     metrics = _metrics(assets, results)
     metrics["seconds"] = round(time.perf_counter() - start, 1)
@@ -80,7 +92,12 @@ def _run_task(assets: Assets, cfg: Pix2PixZeroConfig, task_name: str, seed: int)
             )
         else:
             x_t = start_latents(sd, z0, captions, row_cfg, gen)
-            direction = make_direction(sd, captions, task, row_cfg)
+            banks = None
+            if assets.templates is not None:
+                banks = tuple(
+                    template_sentences(w, assets.templates) for w in (task.source, task.target)
+                )
+            direction = make_direction(sd, captions, task, row_cfg, banks)
             result = translate(sd, x_t, captions, direction, row_cfg)
             edited = result.edited
             if row == "E":
@@ -126,7 +143,7 @@ def _metrics(assets: Assets, results: dict) -> dict:
 
 
 def _headline(metrics: dict) -> tuple[Headline, ...]:
-    task = "cat2dog"
+    task = next(iter(metrics["tasks"]))
     rows = metrics["tasks"][task]
     lines = []
     for row in ROWS:
@@ -195,24 +212,38 @@ def _quick_assets(cfg: Pix2PixZeroConfig) -> Assets:
     return Assets(sd, images, alphas, captions, _conv_features, None, "sd-tiny (random)")
 
 
-def _zoo_assets(cfg: Pix2PixZeroConfig, device: str) -> Assets:
-    from .model import ZOO_MODEL, zoo_model, zoo_module
+def _zoo_assets(
+    cfg: Pix2PixZeroConfig,
+    device: str,
+    *,
+    model: str = "emoji-t2i",
+    judge_name: str = "emoji-judge",
+    tasks: tuple[str, ...] = FULL_TASKS,
+) -> Assets:
+    from diffrepro.core import emoji, zoo
 
-    zoo = zoo_module()
-    try:
-        emoji = importlib.import_module("diffrepro.core.emoji")
-    except ImportError as err:
-        raise ValueError(
-            "the demo needs the core emoji data module (diffrepro.core.emoji)"
-        ) from err
-    sd = zoo_model(ZOO_MODEL).to(device)
-    judge = zoo.load("emoji-judge")
-    for needed in ("features", "scores"):
-        if not hasattr(judge, needed):
-            raise ValueError(f"the zoo judge has no {needed}() method this demo needs")
-    images, alphas, captions = {}, {}, {}
-    for task, word in FULL_TASKS.items():
-        rgba = emoji.render(word, cfg.image_size)  # (N, 4, H, W) in [0, 1]
-        images[task], alphas[task] = rgba[:, :3] * 2 - 1, rgba[:, 3:]
-        captions[task] = [f"a {word} face"] * rgba.shape[0]
-    return Assets(sd, images, alphas, captions, judge.features, judge.scores, ZOO_MODEL)
+    from .model import zoo_model
+
+    sd = zoo_model(model).to(device)
+    judge = zoo.load(judge_name, device=device)
+    rgb, alpha = emoji.images(size=cfg.image_size, split="all")
+    images, alphas, captions, index = {}, {}, {}, {}
+    for name in tasks:
+        task = parse_task(name)
+        src, tgt = emoji.find(task.source), emoji.find(task.target)
+        index[task.source], index[task.target] = src.index, tgt.index
+        images[name], alphas[name] = (
+            rgb[src.index : src.index + 1],
+            alpha[src.index : src.index + 1],
+        )
+        captions[name] = [emoji.TEMPLATES[0].format(task.source)]
+
+    def features(x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return judge.body[:18](judge.prepare(x.to(device))).float().cpu()
+
+    def scores(x: torch.Tensor, word: str) -> torch.Tensor:
+        with torch.no_grad():
+            return judge.identity_logits(x.to(device))[:, index[word]].float().cpu()
+
+    return Assets(sd, images, alphas, captions, features, scores, model, emoji.TEMPLATES)

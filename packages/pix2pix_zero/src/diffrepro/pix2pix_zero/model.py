@@ -54,12 +54,12 @@ def _from_path(path: Path, tokenizer: Path | None, dtype: torch.dtype) -> Stable
 
 
 def zoo_model(name: str) -> StableDiffusion:
-    """A named text-to-image model of the core zoo (clear error when the zoo is not there)."""
+    """A named text-to-image model of the core zoo (built on first use)."""
     zoo = zoo_module()
-    try:
-        model = zoo.load(name)
-    except KeyError as err:
-        raise ValueError(f"the zoo has no model {name!r}") from err
+    known = list(zoo.entries())
+    if name not in known:
+        raise ValueError(f"unknown model {name!r} (zoo models: {', '.join(known)})")
+    model = zoo.load(name)
     if not isinstance(model, StableDiffusion):
         raise ValueError(f"zoo entry {name!r} is not a Stable Diffusion-layout model")
     return model
