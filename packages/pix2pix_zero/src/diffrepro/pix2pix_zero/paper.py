@@ -32,7 +32,7 @@ PAPER = Paper(
     title="Zero-shot Image-to-Image Translation (pix2pix-zero)",
     arxiv="2302.03027",
     bibtex=BIBTEX,
-    status="method and parity with diffusers; CPU-scale demo on the zoo's emoji model",
+    status="method + diffusers parity; demo wired to the zoo emoji model (not yet run on it)",
     demo=_demo,
     summary="Regularised DDIM inversion, sentence-bank edit directions and cross-attention "
     "guidance on Stable Diffusion.",
