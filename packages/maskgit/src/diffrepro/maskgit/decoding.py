@@ -110,8 +110,10 @@ def mask_lengths(
     total_unknown: torch.Tensor, masked_now: torch.Tensor, ratio: float, method: str
 ) -> torch.Tensor:
     """n_t = max(1, min(U_t - 1, ⌊N0 γ(r)⌋)) per row, shape (B, 1), int64."""
-    ratios = torch.stack([gamma(ratio, method, int(n)) for n in total_unknown.tolist()])
-    target = torch.floor(total_unknown.double() * ratios).long()
+    target = torch.tensor(
+        [math.floor(n * gamma(ratio, method, n)) for n in total_unknown.tolist()],
+        device=masked_now.device,
+    )
     return torch.clamp(torch.minimum(masked_now - 1, target), min=1)[:, None]
 
 

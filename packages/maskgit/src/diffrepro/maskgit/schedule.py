@@ -36,6 +36,7 @@ def canonical(method: str) -> str:
 def gamma(ratio: torch.Tensor | float, method: str = "cosine", total_unknown: int = 256):
     """γ(ratio) for ``method``, clipped to [1e-6, 1]; a tensor in gives a tensor out."""
     method = canonical(method)
+    log_n = math.log2(max(total_unknown, 2))  # log / exp need N0 >= 2 (N0 < 2: as if 2)
     r = torch.as_tensor(ratio, dtype=torch.float64)
     if method == "cosine":
         out = torch.cos(math.pi / 2 * r)
@@ -48,9 +49,9 @@ def gamma(ratio: torch.Tensor | float, method: str = "cosine", total_unknown: in
     elif method == "cubic":
         out = 1 - r**3
     elif method == "log":
-        out = -torch.log2(r) / math.log2(total_unknown)
+        out = -torch.log2(r) / log_n
     elif method == "exp":
-        out = 1 - torch.exp2(-math.log2(total_unknown) * (1 - r))
+        out = 1 - torch.exp2(-log_n * (1 - r))
     else:
         out = 1 - r ** float(method[3:])
     out = out.clamp(MIN_RATIO, 1.0)
