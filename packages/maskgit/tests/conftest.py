@@ -1,3 +1,6 @@
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -20,3 +23,6 @@ class StubModel:
 @pytest.fixture
 def stub():
     return StubModel
+
+
+sys.path.insert(0, str(Path(__file__).parent))  # flax_reference (a test helper)

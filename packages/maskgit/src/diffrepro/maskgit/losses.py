@@ -7,11 +7,13 @@ import torch
 import torch.nn.functional as F
 
 
-def smoothed_targets(targets: torch.Tensor, vocab: int, smoothing: float) -> torch.Tensor:
+def smoothed_targets(
+    targets: torch.Tensor, vocab: int, smoothing: float, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
     """One-hot targets with the official smoothing: on 1 - ε + ε/V, off ε/V (``apply_label_
     smoothing`` over the full output vocabulary V)."""
     off = smoothing / vocab
-    out = torch.full((*targets.shape, vocab), off, device=targets.device)
+    out = torch.full((*targets.shape, vocab), off, device=targets.device, dtype=dtype)
     return out.scatter(-1, targets[..., None], 1.0 - smoothing + off)
 
 
@@ -25,7 +27,7 @@ def masked_token_loss(
 ) -> torch.Tensor:
     """Mean smoothed cross-entropy over the masked positions (all positions if not
     ``masked_only``, the official sweep's ``compute_loss_for_all``)."""
-    soft = smoothed_targets(targets, logits.shape[-1], smoothing).to(logits.dtype)
+    soft = smoothed_targets(targets, logits.shape[-1], smoothing, logits.dtype)
     per_token = -(soft * torch.log_softmax(logits, dim=-1)).sum(-1)
     weights = masked.to(per_token.dtype) if masked_only else torch.ones_like(per_token)
     total = weights.sum()

@@ -51,7 +51,7 @@ class _Taker:
 
 
 def _t(array: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(array))
+    return torch.from_numpy(np.array(array, copy=True, order="C"))
 
 
 def _conv(take: _Taker, flax: str, ours: str, out: dict, bias: bool = True) -> None:
