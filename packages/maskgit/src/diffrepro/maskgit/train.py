@@ -72,6 +72,7 @@ def train_tokenizer(
     """Reconstruction + VQ (+ the official entropy loss) training of a fresh tokenizer."""
     _check_images(images, cfg.image_size)
     t, tk = cfg.train_tokenizer, cfg.tokenizer
+    torch.manual_seed(seed)
     model = VQGAN(tk)
 
     def loss_fn(net, x):
@@ -172,6 +173,7 @@ def train_transformer(
     if int(labels.min()) < 0 or int(labels.max()) >= m.num_classes:
         raise ValueError(f"labels must lie in [0, {m.num_classes}) for this transformer")
     codes, index = encode_dataset(tokenizer.to(device), images.to(device), cfg.train.flip)
+    torch.manual_seed(seed)
     model = MaskGitTransformer(m)
     t = cfg.train
     loop = TrainConfig(
