@@ -62,7 +62,8 @@ def test_gamma_is_decreasing_from_one_and_clipped(method):
 
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize(
-    ("n0", "steps", "start"), [(7, 3, 0), (64, 5, 1), (333, 10, 0), (49, 7, 3)]
+    ("n0", "steps", "start"),
+    [(7, 3, 0), (64, 5, 1), (333, 10, 0), (49, 7, 3), (12, 30, 0), (5, 16, 2)],
 )
 def test_counts_follow_the_general_formula(method, n0, steps, start):
     assert masked_counts(n0, steps, method, start) == reference_counts(n0, steps, method, start)
