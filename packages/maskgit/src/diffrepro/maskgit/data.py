@@ -44,6 +44,5 @@ def emoji_dataset(size: int, split: str = "train") -> tuple[torch.Tensor, torch.
             "the emoji data needs diffrepro.core.emoji (the core zoo), which is not installed"
         ) from err
     x, _ = emoji.images(size, split)
-    items = emoji.select(split)
-    labels = torch.tensor([emoji.coarse_label(e) for e in items])
+    labels = torch.tensor([e.label for e in emoji.select(split)])
     return (x + 1) / 2, labels, list(emoji.COARSE_CLASSES)

@@ -72,9 +72,10 @@ def open_transformer(folder: Path, device: str = "cpu"):
 
 def zoo_entries() -> list:
     """The two zoo entries (entry point ``diffrepro.zoo``); needs ``diffrepro.core.zoo``."""
+    from diffrepro.core import emoji
     from diffrepro.core.zoo import ZooEntry
 
-    config = dataclasses.asdict(DEMO)
+    config, version = dataclasses.asdict(DEMO), emoji.DATA_VERSION
     return [
         ZooEntry(
             name=TOKENIZER,
@@ -83,6 +84,7 @@ def zoo_entries() -> list:
             recipe=RECIPE,
             build=lambda entry, ctx: build_tokenizer(ctx.out_dir, ctx.device),
             open=open_tokenizer,
+            data_version=version,
             card="Reconstruction + VQ + entropy loss only (no GAN or perceptual term).",
         ),
         ZooEntry(
@@ -95,6 +97,7 @@ def zoo_entries() -> list:
             ),
             open=open_transformer,
             requires=(TOKENIZER,),
+            data_version=version,
             card="Class-conditional on the emoji coarse classes; cosine masking, label "
             "smoothing 0.1, AdamW (0.9, 0.96), wd 0.045.",
         ),
