@@ -234,3 +234,13 @@ def test_autoregressive_baseline_one_call_per_unknown_token(stub):
     assert not bool((res.tokens == MASK).any()) and bool((res.tokens[:, 1:] < K).all())
     # raster order: after step s exactly the first 5 + s positions are filled
     assert res.masked.sum(-1)[0].tolist() == list(range(n - 5, -1, -1))
+
+
+def test_gumbel_topk_keeps_tokens_in_proportion_to_their_probability():
+    # revealing one of three tokens with temperature 1 is a Gumbel-max draw: P(keep i) = p_i
+    p = torch.tensor([0.6, 0.3, 0.1], dtype=torch.float64)
+    log_p = p.log().expand(20000, 3)
+    gen = torch.Generator().manual_seed(0)
+    masked = mask_by_random_topk(torch.full((20000, 1), 2), log_p, 1.0, gen)
+    kept = (~masked).double().mean(0)
+    assert kept.tolist() == pytest.approx([0.6, 0.3, 0.1], abs=0.015)
