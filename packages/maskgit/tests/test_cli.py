@@ -234,7 +234,7 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(trained, capsys, argv,
     assert snapshot(root) == before
 
 
-def test_training_resumes_exactly(tmp_path):
+def test_training_resumes_exactly(tmp_path, capsys):
     from dataclasses import replace
 
     from diffrepro.maskgit.config import TINY
@@ -244,7 +244,10 @@ def test_training_resumes_exactly(tmp_path):
     cfg = TINY
     short = replace(cfg, train_tokenizer=replace(cfg.train_tokenizer, steps=2))
     train_tokenizer(short, images, tmp_path / "a")
+    capsys.readouterr()
     resumed = train_tokenizer(cfg, images, tmp_path / "a")
+    err = capsys.readouterr().err  # one-line progress when stderr is not a terminal
+    assert "tokenizer: step 4/4 loss" in err and "step 2/4" not in err and "ETA" in err
     fresh = train_tokenizer(cfg, images, tmp_path / "b")
     for (k, v), w in zip(resumed.state_dict().items(), fresh.state_dict().values()):
         assert torch.equal(v, w), k

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from diffrepro.core.train import TrainConfig, train
+from diffrepro.core.train import TrainConfig, latest_checkpoint, train
 from diffrepro.maskgit.config import MaskGitConfig
 from diffrepro.maskgit.loading import save_model
 from diffrepro.maskgit.losses import masked_token_loss, vq_losses
@@ -49,6 +49,12 @@ def _final(model: torch.nn.Module, result) -> torch.nn.Module:
     if result.ema is not None:
         result.ema.copy_to(net)
     return net.eval()
+
+
+def _done(out_dir: Path, resume: bool) -> int:
+    """The step a resumed run starts from."""
+    folder = latest_checkpoint(out_dir) if resume else None
+    return int(folder.name.split("_")[1]) if folder is not None else 0
 
 
 def _check_images(images: torch.Tensor, size: int) -> None:
