@@ -15,6 +15,7 @@ from diffrepro.maskgit.config import MaskGitConfig
 from diffrepro.maskgit.loading import save_model
 from diffrepro.maskgit.losses import masked_token_loss, vq_losses
 from diffrepro.maskgit.masking import mask_inputs
+from diffrepro.maskgit.progress import with_progress
 from diffrepro.maskgit.transformer import MaskGitTransformer
 from diffrepro.maskgit.vqgan import VQGAN
 
@@ -103,6 +104,7 @@ def train_tokenizer(
         checkpoint_every=t.checkpoint_every,
         seed=seed,
     )
+    loss_fn = with_progress(loss_fn, t.steps, _done(out_dir, resume), t.log_every, "tokenizer")
     result = train(
         model,
         loss_fn,
@@ -196,9 +198,12 @@ def train_transformer(
         seed=seed,
     )
     data = _Codes(codes.cpu(), labels[index].cpu())
+    loss_fn = with_progress(
+        transformer_loss(cfg), t.steps, _done(out_dir, resume), t.log_every, "transformer"
+    )
     result = train(
         model,
-        transformer_loss(cfg),
+        loss_fn,
         data,
         loop,
         out_dir,
