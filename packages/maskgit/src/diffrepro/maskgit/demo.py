@@ -47,18 +47,19 @@ class DemoSettings:
 
 
 def _judge(device: str):
-    """(classify fn or None, features fn, name) on images in [0, 1]."""
+    """(classify fn or None, features fn, name) on images in [0, 1]; the judge is used only
+    when the zoo has already built it (building it here would take many minutes)."""
     try:
         from diffrepro.core import zoo
         from diffrepro.core.zoo.judge import batched_features
 
-        judge = zoo.load("emoji-judge", device=device).eval()
+        judge = zoo.load("emoji-judge", device=device, build=False).eval()
         return (
             lambda x: judge.classify(x * 2 - 1),
             lambda x: batched_features(judge, x * 2 - 1),
             "core emoji-judge",
         )
-    except (ImportError, ValueError):
+    except (ImportError, ValueError, FileNotFoundError):
         from diffrepro.core.metrics import TinyFeatureExtractor
 
         net = TinyFeatureExtractor().to(device)
@@ -369,7 +370,7 @@ def _report(out_dir: Path, m: dict, headline) -> Path:
         "",
         "## Honest scale",
         "",
-        "32 px emoji, an 8×8 token grid (N = 64) with 128 codes, a 4-layer 128-wide "
+        "32 px emoji, an 8×8 token grid (N = 64) with 128 codes, a 3-layer 96-wide "
         "transformer trained for minutes on a CPU, against the paper's 256 px ImageNet, "
         "N = 256, 1024 codes, 24 layers and 300 epochs on TPUs. The numbers above show the "
         "mechanism and the trends (steps, schedules, passes), not the paper's FID.",

@@ -89,7 +89,7 @@ def zoo_entries() -> list:
         ),
         ZooEntry(
             name=TRANSFORMER,
-            summary="MaskGIT bidirectional transformer (4 layers, 128 wide) on emoji tokens",
+            summary="MaskGIT bidirectional transformer (3 layers, 96 wide) on emoji tokens",
             config=config,
             recipe=RECIPE,
             build=lambda entry, ctx: build_transformer(
