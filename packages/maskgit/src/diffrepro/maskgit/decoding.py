@@ -190,7 +190,8 @@ def unconditional_token(
         return mask_id
     if num_classes < 1:
         raise ValueError("random-class guidance needs a class-conditional model")
-    offset = torch.randint(num_classes, (1,), generator=generator)
+    device = generator.device if generator is not None else None
+    offset = torch.randint(num_classes, (1,), generator=generator, device=device)
     return codebook_size + int(offset)
 
 
