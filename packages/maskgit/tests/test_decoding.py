@@ -47,6 +47,8 @@ def run(stub, tokens, seed=0, **kw):
         (20, 6, "log", 1),
         (40, 5, "exp", 0),
         (1, 3, "cosine", 0),
+        (10, 40, "cosine", 0),  # T > N0: the schedule stalls, the clamp reveals one per step
+        (6, 20, "linear", 3),
     ],
 )
 def test_masked_count_after_every_step_is_n_t(stub, n, steps, method, start):
