@@ -131,17 +131,16 @@ def emoji_pair(device: str = "cpu") -> tuple[Any, Any, str]:
     except ImportError:
         zoo = None
     if zoo is not None:
-        return (
-            zoo.load(TRANSFORMER, device=device),
-            zoo.load(TOKENIZER, device=device),
-            f"zoo entries {TRANSFORMER} + {TOKENIZER}",
-        )
+        model, tok = zoo.load(TRANSFORMER, device=device), zoo.load(TOKENIZER, device=device)
+        logs = zoo.path(TRANSFORMER, build=False) / "train" / "tb"
+        return model, tok, f"zoo entries {TRANSFORMER} + {TOKENIZER} (TensorBoard logs: {logs})"
     tok_dir = _local_build(TOKENIZER, lambda d: build_tokenizer(d, device), device)
     tr_dir = _local_build(TRANSFORMER, lambda d: build_transformer(d, tok_dir, device), device)
     return (
         open_transformer(tr_dir, device),
         open_tokenizer(tok_dir, device),
-        f"local builds in {tr_dir.parent} (the core zoo is not installed)",
+        f"local builds in {tr_dir.parent} (the core zoo is not installed; TensorBoard logs "
+        "in */train/tb)",
     )
 
 
