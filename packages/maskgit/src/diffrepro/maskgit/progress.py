@@ -23,7 +23,7 @@ def with_progress(loss_fn, total: int, start: int, every: int, label: str):
             elapsed = time.perf_counter() - state["t0"]
             eta = elapsed / done * (total - state["step"])
             print(
-                f"{label}: step {state['step']}/{total} loss {float(loss):.4f} "
+                f"{label}: step {state['step']}/{total} loss {float(loss.detach()):.4f} "
                 f"elapsed {elapsed:.0f}s ETA {eta:.0f}s",
                 file=sys.stderr,
                 flush=True,
