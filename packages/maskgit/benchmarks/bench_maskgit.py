@@ -19,7 +19,7 @@ from diffrepro.maskgit.decoding import DecodeConfig, decode, decode_autoregressi
 from diffrepro.maskgit.transformer import MaskGitTransformer, TransformerConfig
 
 SIZES = {
-    "demo (N=64, 128 wide, 4 layers)": TransformerConfig(
+    "N=64, 128 wide, 4 layers": TransformerConfig(
         codebook_size=128, num_classes=8, latent_size=8, width=128, depth=4, heads=4, mlp_dim=512
     ),
     "N=256, 256 wide, 4 layers": TransformerConfig(
