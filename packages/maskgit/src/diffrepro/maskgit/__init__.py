@@ -1,0 +1,1 @@
+"""MaskGIT: Masked Generative Image Transformer (Chang et al., CVPR 2022)."""
