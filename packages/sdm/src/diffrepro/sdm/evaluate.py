@@ -50,13 +50,22 @@ def hole_ssim(fake: torch.Tensor, real: torch.Tensor, mask0: torch.Tensor) -> fl
     return float(torch.stack([v[h].mean() for v, h in zip(local, hole)]).mean())
 
 
+def average_ranks(values: torch.Tensor) -> torch.Tensor:
+    """0-based ranks of a 1-D tensor in float64, tied values sharing their average rank."""
+    ordered, order = torch.sort(values.double(), stable=True)
+    _, group, counts = torch.unique_consecutive(ordered, return_inverse=True, return_counts=True)
+    group_rank = counts.cumsum(0).double() - (counts.double() + 1) / 2
+    ranks = torch.empty_like(ordered)
+    ranks[order] = group_rank[group]
+    return ranks
+
+
 def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Spearman's rank correlation of two 1-D tensors (ties ranked by position)."""
+    """Spearman's rank correlation of two 1-D tensors (ties get their average rank)."""
     if a.numel() < 2:
         raise ValueError("Spearman correlation needs at least two values")
     require_finite("Spearman correlation", a, b)
-    ranks = [torch.argsort(torch.argsort(v.double())).double() for v in (a.flatten(), b.flatten())]
-    ra, rb = (r - r.mean() for r in ranks)
+    ra, rb = (r - r.mean() for r in (average_ranks(v.flatten()) for v in (a, b)))
     denominator = ra.norm() * rb.norm()
     if float(denominator) == 0.0:
         raise FloatingPointError("Spearman correlation of a constant sequence is undefined")
