@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from diffrepro.core.checkpoints import save_checkpoint
+from diffrepro.sdm import demo as demo_module
 from diffrepro.sdm.config import PRESETS
 from diffrepro.sdm.demo import CACHE_VERSION, cache_dir, demo, require_finite_results
 from diffrepro.sdm.loading import generator_from_checkpoint
@@ -59,3 +60,13 @@ def test_a_non_finite_checkpoint_is_refused(tmp_path):
     save_checkpoint(tmp_path / "g.safetensors", state, cfg)
     with pytest.raises(FloatingPointError, match="non-finite weights"):
         generator_from_checkpoint(tmp_path / "g.safetensors")
+
+
+def test_demo_with_a_nan_score_writes_no_report(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    nan_scores = {"T=1": {"hole_psnr_db": math.nan}}
+    monkeypatch.setattr(demo_module, "evaluate", lambda *args: (nan_scores, {}))
+    with pytest.raises(FloatingPointError, match="T=1 hole_psnr_db is nan"):
+        demo(tmp_path / "out", quick=True)
+    assert not (tmp_path / "out" / "report.md").exists()
+    assert not (tmp_path / "out" / "metrics.json").exists()

@@ -140,15 +140,6 @@ def demo(out_dir: Path, *, device: str = "cpu", seed: int = 0, quick: bool = Fal
     held_out = photos(HELD_OUT_PHOTOS)
     image = random_crops(held_out, count, cfg.resolution, crop_rng, flip=False).to(torch_device)
     mask0 = generate_masks(cfg.masks, count, rng).to(torch_device)
-    scores, runs = evaluate(generator, cfg, image, mask0, seed)
-    big_t = cfg.decode.steps
-    figure = iteration_figure(
-        image[:FIGURE_EXAMPLES],
-        mask0[:FIGURE_EXAMPLES],
-        [_first(s, FIGURE_EXAMPLES) for s in runs[big_t]],
-        out_dir / "iterations.png",
-        extra=(runs[1][-1].image[:FIGURE_EXAMPLES],),
-    )
     window = max(1, len(history) // 10)
     losses = {
         key: [
@@ -157,7 +148,16 @@ def demo(out_dir: Path, *, device: str = "cpu", seed: int = 0, quick: bool = Fal
         ]
         for key in history[0]
     }
+    scores, runs = evaluate(generator, cfg, image, mask0, seed)
     require_finite_results(scores, losses)
+    big_t = cfg.decode.steps
+    figure = iteration_figure(
+        image[:FIGURE_EXAMPLES],
+        mask0[:FIGURE_EXAMPLES],
+        [_first(s, FIGURE_EXAMPLES) for s in runs[big_t]],
+        out_dir / "iterations.png",
+        extra=(runs[1][-1].image[:FIGURE_EXAMPLES],),
+    )
     metrics = {
         "config": config_to_dict(cfg),
         "scores": scores,
