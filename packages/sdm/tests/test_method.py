@@ -125,3 +125,18 @@ def test_compose_keeps_known_pixels():
     image, mask0 = batch(PRESETS["tiny"])
     out = compose(image, mask0, torch.ones_like(mask0), torch.zeros_like(image))
     assert torch.equal(out * mask0, image * mask0)
+
+
+def test_non_finite_weights_are_never_saved(tmp_path, monkeypatch):
+    from diffrepro.core.nn import EMA
+
+    def poisoned(self, model):
+        for value in self.shadow.values():
+            if value.is_floating_point():
+                value.fill_(float("nan"))
+
+    monkeypatch.setattr(EMA, "update", poisoned)
+    images = torch.rand(4, 3, 16, 16) * 2 - 1
+    with pytest.raises(FloatingPointError, match="non-finite weights"):
+        train(tiny(steps=2, checkpoint_every=1), lambda n, g: images[:n], tmp_path, progress=False)
+    assert not (tmp_path / "generator_ema.safetensors").exists()
