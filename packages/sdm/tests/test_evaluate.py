@@ -1,5 +1,6 @@
 import math
 
+import pytest
 import torch
 
 from diffrepro.sdm.evaluate import calibration, hole_psnr, hole_ssim, spearman
@@ -29,3 +30,23 @@ def test_hole_scores_ignore_known_pixels():
     noisy = torch.where(mask0.bool(), real, real + 0.2)
     assert abs(hole_psnr(noisy, real, mask0) - 20.0) < 1e-3  # error 0.1 in [0, 1] units
     assert hole_ssim(noisy.clamp(-1, 1), real, mask0) < 1
+
+
+def test_scores_refuse_nan():
+    x = torch.arange(10.0)
+    with pytest.raises(FloatingPointError):
+        spearman(x, torch.full((10,), float("nan")))
+    with pytest.raises(FloatingPointError):
+        spearman(x, torch.ones(10))  # constant: undefined, not 0 or 1
+    real, mask0 = torch.zeros(1, 3, 16, 16), torch.zeros(1, 1, 16, 16)
+    nan = torch.full_like(real, float("nan"))
+    for score in (hole_psnr, hole_ssim):
+        with pytest.raises(FloatingPointError):
+            score(nan, real, mask0)
+    with pytest.raises(FloatingPointError):
+        calibration(nan, nan, real, mask0)
+
+
+def test_spearman_averages_tied_ranks():
+    a, b = torch.tensor([1.0, 2.0, 2.0, 3.0]), torch.tensor([1.0, 2.0, 3.0, 4.0])
+    assert spearman(a, b) == pytest.approx(4.5 / math.sqrt(4.5 * 5), abs=1e-12)

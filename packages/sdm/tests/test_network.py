@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -18,10 +20,24 @@ def test_network_maps_seven_channels_to_mean_and_bounded_sigma():
     mask = torch.ones(2, 1, 16, 16)
     mean, sigma = net(x, mask, mask, 1 - mask, torch.tensor([0.0, 0.5]))
     assert mean.shape == sigma.shape == (2, 3, 16, 16)
-    assert bool(((sigma >= 0) & (sigma <= 1)).all())
-    assert torch.allclose(sigma, torch.full_like(sigma, 0.5))  # σ head starts at zero logits
+    floor = cfg.network.sigma_floor
+    assert floor > 0 and bool(((sigma >= floor) & (sigma <= 1)).all())
+    expected = floor + (1 - floor) * 0.5  # σ head starts at zero logits
+    assert torch.allclose(sigma, torch.full_like(sigma, expected))
     with pytest.raises(ValueError, match="16² images"):
         net(torch.randn(1, 3, 8, 8), *[torch.ones(1, 1, 8, 8)] * 3, torch.zeros(1))
+
+
+def test_sigma_never_drops_below_the_floor():
+    cfg = PRESETS["tiny"].network
+    net = SDMNetwork(cfg)
+    with torch.no_grad():
+        net.to_out.bias[3:] = -1e4  # saturated logits: a plain sigmoid gives σ = 0
+    mask = torch.ones(1, 1, 16, 16)
+    _, sigma = net(torch.randn(1, 3, 16, 16), mask, mask, 1 - mask, torch.zeros(1))
+    assert torch.allclose(sigma, torch.full_like(sigma, cfg.sigma_floor))
+    with pytest.raises(ValueError, match="sigma_floor"):
+        SDMNetwork(dataclasses.replace(cfg, sigma_floor=1.0))
 
 
 def test_uga_with_zero_or_constant_bias_equals_plain_attention():

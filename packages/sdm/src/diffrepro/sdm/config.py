@@ -24,6 +24,7 @@ class TrainConfig:
     nll_weight: float = 1e-4
     r1_gamma: float = 10.0
     r1_interval: int = 16
+    grad_clip: float = 1.0  # max global gradient norm, G and D each (not in MAT; stability)
     unroll: int = 2  # predict→pick→sample iterations per batch, detached in between
     unroll_iterations: int = 4  # T used to draw the schedule positions of unrolled iterations
     ema_decay: float = 0.9978  # MAT: half-life 10 kimg at batch 32 (0.5 ** (32 / 10_000))
@@ -67,8 +68,8 @@ class SDMConfig:
         check_ranges(
             self.train,
             positive=(
-                "steps", "batch_size", "lr", "r1_interval", "unroll_iterations", "log_every",
-                "checkpoint_every",
+                "steps", "batch_size", "lr", "r1_interval", "grad_clip", "unroll_iterations",
+                "log_every", "checkpoint_every",
             ),
             nonnegative=("adv_weight", "perceptual_weight", "nll_weight", "r1_gamma"),
             fraction=("ema_decay",),

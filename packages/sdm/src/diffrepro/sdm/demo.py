@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -32,16 +33,16 @@ from diffrepro.sdm.ids import inception_discriminative_scores
 from diffrepro.sdm.masks import generate_masks, hole_ratio
 from diffrepro.sdm.network import SDMNetwork
 from diffrepro.sdm.perceptual import PerceptualLoss
-from diffrepro.sdm.train import train
+from diffrepro.sdm.train import check_finite_weights, train
 
 EVAL_CROPS, QUICK_EVAL_CROPS = 256, 8
-CACHE_VERSION = 5  # bump when training code changes what a config trains
+CACHE_VERSION = 6  # bump when training code changes what a config trains (6: σ floor, clip)
 FIGURE_EXAMPLES = 4
 
 
 def cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "diffrepro" / "sdm"
+    return Path(base) / "diffrepro" / "sdm" / f"v{CACHE_VERSION}"  # older versions never read
 
 
 def quick_config() -> SDMConfig:
@@ -71,8 +72,10 @@ def trained_generator(
     weights = cached_weights(cfg, seed)
     history_file = weights.with_suffix(".history.json")
     if use_cache and weights.is_file() and history_file.is_file():
+        state = load_checkpoint(weights)[0]
+        check_finite_weights(state, str(weights))
         generator = SDMNetwork(cfg.network)
-        load_state_dict(generator, load_checkpoint(weights)[0], source=str(weights))
+        load_state_dict(generator, state, source=str(weights))
         return generator.to(device).eval(), json.loads(history_file.read_text()), True
     images = photos(TRAIN_PHOTOS)
     result = train(
@@ -137,15 +140,6 @@ def demo(out_dir: Path, *, device: str = "cpu", seed: int = 0, quick: bool = Fal
     held_out = photos(HELD_OUT_PHOTOS)
     image = random_crops(held_out, count, cfg.resolution, crop_rng, flip=False).to(torch_device)
     mask0 = generate_masks(cfg.masks, count, rng).to(torch_device)
-    scores, runs = evaluate(generator, cfg, image, mask0, seed)
-    big_t = cfg.decode.steps
-    figure = iteration_figure(
-        image[:FIGURE_EXAMPLES],
-        mask0[:FIGURE_EXAMPLES],
-        [_first(s, FIGURE_EXAMPLES) for s in runs[big_t]],
-        out_dir / "iterations.png",
-        extra=(runs[1][-1].image[:FIGURE_EXAMPLES],),
-    )
     window = max(1, len(history) // 10)
     losses = {
         key: [
@@ -154,6 +148,16 @@ def demo(out_dir: Path, *, device: str = "cpu", seed: int = 0, quick: bool = Fal
         ]
         for key in history[0]
     }
+    scores, runs = evaluate(generator, cfg, image, mask0, seed)
+    require_finite_results(scores, losses)
+    big_t = cfg.decode.steps
+    figure = iteration_figure(
+        image[:FIGURE_EXAMPLES],
+        mask0[:FIGURE_EXAMPLES],
+        [_first(s, FIGURE_EXAMPLES) for s in runs[big_t]],
+        out_dir / "iterations.png",
+        extra=(runs[1][-1].image[:FIGURE_EXAMPLES],),
+    )
     metrics = {
         "config": config_to_dict(cfg),
         "scores": scores,
@@ -173,6 +177,17 @@ def demo(out_dir: Path, *, device: str = "cpu", seed: int = 0, quick: bool = Fal
     headline = _headline(scores, big_t, count)
     report = _write_report(out_dir, cfg, metrics, headline, figure)
     return DemoResult(report=report, headline=headline, metrics=metrics)
+
+
+def require_finite_results(
+    scores: dict[str, dict[str, float]], losses: dict[str, list[float]]
+) -> None:
+    """FloatingPointError naming the first NaN / infinite score or loss: never a report row."""
+    values = [(f"{run} {key}", v) for run, row in scores.items() for key, v in row.items()]
+    values += [(f"training loss {key}", v) for key, pair in losses.items() for v in pair]
+    for name, value in values:
+        if not math.isfinite(value):
+            raise FloatingPointError(f"sdm demo: {name} is {value}; no report is written")
 
 
 def _first(step: Step, n: int) -> Step:

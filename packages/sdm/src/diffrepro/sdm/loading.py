@@ -20,6 +20,9 @@ def generator_from_checkpoint(path: Path) -> tuple[SDMNetwork, SDMConfig]:
         cfg = config_from_saved(SDMConfig, config.get("model"), str(path), saved_class=saved_class)
     else:
         cfg = config_from_saved(SDMConfig, config, str(path))
+    from diffrepro.sdm.train import check_finite_weights
+
+    check_finite_weights(weights, str(path))
     generator = SDMNetwork(cfg.network)
     load_state_dict(generator, weights, source=str(path))
     return generator.eval(), cfg

@@ -12,9 +12,11 @@ the schedule position (t-1)/T broadcast as a channel (and also embedded for the 
   pooled bottleneck features (MAT's co-modulation without the random z: here randomness enters
   only through the sampling step; documented choice).
 - Head: a modulated 1×1 conv without demodulation (StyleGAN2's ToRGB) to 6 channels: 3 mean
-  (unbounded; the decoding loop clamps to [-1, 1]) and 3 sigma = sigmoid(·) ∈ [0, 1], its
-  weights zero-initialised so σ starts at ½ (random σ logits make the first likelihood values
-  explode and swamp the shared trunk).
+  (unbounded; the decoding loop clamps to [-1, 1]) and 3 sigma = s + (1 - s)·sigmoid(·) ∈ [s, 1]
+  with the floor s = ``sigma_floor`` (default 0.004 ≈ half an 8-bit bin, 1/255: a smaller σ
+  barely raises the likelihood of a correct pixel, while σ → 0 on a wrong one makes the NLL and
+  its gradient explode — the demo diverged to NaN without it). Its weights are zero-initialised
+  so σ starts near ½ (random σ logits make the first likelihood values swamp the trunk).
 """
 
 from __future__ import annotations
@@ -44,11 +46,14 @@ class NetworkConfig:
     num_heads: int = 8
     num_groups: int = 32
     style_dim: int = 512
+    sigma_floor: float = 0.004  # σ ∈ [sigma_floor, 1]; 0 = the plain sigmoid (may diverge)
 
 
 class SDMNetwork(nn.Module):
     def __init__(self, cfg: NetworkConfig) -> None:
         super().__init__()
+        if not 0.0 <= cfg.sigma_floor < 1.0:
+            raise ValueError(f"network.sigma_floor must lie in [0, 1), got {cfg.sigma_floor}")
         if cfg.resolution % 2 ** (cfg.levels - 1):
             raise ValueError(f"resolution {cfg.resolution} is not divisible by 2^(levels-1)")
         self.cfg = cfg
@@ -133,7 +138,8 @@ class SDMNetwork(nn.Module):
             if level < len(self.dec_convs) - 1:
                 h = F.interpolate(h, scale_factor=2, mode="nearest")
         out = self.to_out(h, style)
-        return out[:, :3], torch.sigmoid(out[:, 3:])
+        floor = self.cfg.sigma_floor
+        return out[:, :3], floor + (1.0 - floor) * torch.sigmoid(out[:, 3:])
 
     @staticmethod
     def _attend(attn: nn.Module, h: torch.Tensor, uncertainty: torch.Tensor) -> torch.Tensor:

@@ -9,6 +9,10 @@ hole. Between iterations the state advances with ``decoding.advance`` to a rando
 later schedule position of a T = ``unroll_iterations`` schedule, without gradient (how the
 iterations enter training is unknown; this is our documented choice). The discriminator sees
 real images and the last iteration's composites, with lazy R1.
+
+Divergence is an error, never a result: each network's gradient is clipped to the global norm
+``train.grad_clip``; a non-finite loss or gradient stops training with one FloatingPointError
+naming the step and term, and a checkpoint is only written when every weight is finite.
 """
 
 from __future__ import annotations
@@ -108,6 +112,35 @@ def generator_losses(
     return terms, fake
 
 
+def check_finite_loss(step: int, losses: dict[str, torch.Tensor]) -> None:
+    """FloatingPointError naming the first non-finite loss term."""
+    for name, value in losses.items():
+        if not bool(torch.isfinite(value.detach()).all()):
+            raise FloatingPointError(
+                f"sdm train diverged: loss {name} is {float(value.detach())} at step {step}; "
+                "nothing was saved for this step (lower train.lr or raise network.sigma_floor)"
+            )
+
+
+def check_finite_weights(state: dict[str, torch.Tensor], what: str) -> None:
+    """FloatingPointError if any tensor of ``state`` holds NaN or ±inf."""
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(v.isfinite().all())]
+    if bad:
+        raise FloatingPointError(f"{what} has non-finite weights (first: {bad[0]})")
+
+
+def clipped_step(
+    optimizer: torch.optim.Optimizer, module: torch.nn.Module, max_norm: float, name: str, step: int
+) -> None:
+    """Clip ``module``'s gradient to ``max_norm`` and step; a non-finite gradient is an error."""
+    norm = torch.nn.utils.clip_grad_norm_(module.parameters(), max_norm)
+    if not bool(torch.isfinite(norm)):
+        raise FloatingPointError(
+            f"sdm train diverged: the {name} gradient is {float(norm)} at step {step}"
+        )
+    optimizer.step()
+
+
 def train(
     cfg: SDMConfig,
     batches: BatchSource,
@@ -147,9 +180,10 @@ def train(
             assert_mask(mask0, "training mask")
             terms, fake = generator_losses(models, cfg, image, mask0, rng)
             loss_g = sum(weights[k] * v for k, v in terms.items())
+            check_finite_loss(step, {**terms, "generator": loss_g})
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
-            opt_g.step()
+            clipped_step(opt_g, models.generator, tc.grad_clip, "generator", step)
             models.ema.update(models.generator)
 
             loss_d = discriminator_loss(models.discriminator, image, fake, mask0)
@@ -157,9 +191,10 @@ def train(
                 loss_d = loss_d + tc.r1_interval * r1_penalty(
                     models.discriminator, image, mask0, tc.r1_gamma
                 )
+            check_finite_loss(step, {"discriminator": loss_d})
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
-            opt_d.step()
+            clipped_step(opt_d, models.discriminator, tc.grad_clip, "discriminator", step)
 
             record = {k: float(v.detach()) for k, v in terms.items()}
             record |= {"g": float(loss_g.detach()), "d": float(loss_d.detach())}
@@ -170,7 +205,10 @@ def train(
                 for key, value in record.items():
                     writer.add_scalar(f"loss/{key}", value, step)
             if step % tc.checkpoint_every == 0 or step == tc.steps:
-                save_checkpoint(out_dir / "generator_ema.safetensors", models.ema.state_dict(), cfg)
+                state = models.ema.state_dict()
+                check_finite_weights(state, f"the EMA generator at step {step}")
+                save_checkpoint(out_dir / "generator_ema.safetensors", state, cfg)
+    check_finite_weights(models.ema.state_dict(), "the trained EMA generator")
     generator = SDMNetwork(cfg.network).to(device)
     models.ema.copy_to(generator)
     return TrainResult(generator.eval(), history)
