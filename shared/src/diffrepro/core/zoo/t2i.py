@@ -204,7 +204,8 @@ machine, 0.45 s/step) on ~1,300 emoji, over a VAE that itself blurs (see emoji-v
 blurry emoji-coloured blobs, not recognisable emoji, and far from the 50 % top-5 retrieval
 target. A 15-minute budget allows about 2,000 steps at the measured speed (untested);
 prompts outside the emoji vocabulary fall back to byte tokens the model never saw. The
-tokenizer's vocabulary is built from the captions (CLIP's format, not CLIP's 49,408 entries: see the module docs).
+tokenizer's vocabulary is built from the captions (CLIP's format, not CLIP's 49,408 entries:
+see the module docs).
 """
 
 
