@@ -86,7 +86,7 @@ def test_stale_entry_is_rebuilt_with_a_notice(tmp_path, capsys):
     assert new != old and not old.exists() and new.is_dir()
     err = capsys.readouterr().err
     assert "stale" in err
-    assert "zoo tiny-emoji-judge: step 2/2 loss" in err and " eta " in err  # progress lines
+    assert "zoo tiny-emoji-judge: step 2/2 (100%), loss" in err and " ETA " in err  # progress lines
 
 
 @pytest.mark.parametrize("damage", ["truncate", "edit", "manifest"])

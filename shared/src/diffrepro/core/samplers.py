@@ -86,8 +86,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
+from diffrepro.core.progress import track
 from diffrepro.core.schedules import PREDICTIONS, VARIANCE_KINDS, Schedule, gather
 
 Model = Callable[[Tensor, Tensor], Tensor]
@@ -275,7 +275,7 @@ def sample_ddpm(
         raise ValueError(f"start_index must lie in [0, {len(schedule)}), got {start}")
     abar = schedule.alphas_cumprod
     with _grad_context(enable_grad):
-        for i, t in enumerate(tqdm(range(start, -1, -1), disable=not progress, desc="ddpm")):
+        for i, t in enumerate(track(range(start, -1, -1), disable=not progress, desc="ddpm")):
             output = model(x, _timestep_batch(schedule, t, x))
             pred, var_values = split_output(output, x, variance)
             x0, eps = x0_eps_from_prediction(pred, x, gather(abar, t, x), prediction)
@@ -314,7 +314,7 @@ def sample_ddim(
     grid = _check_grid(timesteps, schedule)
     abar = schedule.alphas_cumprod
     with _grad_context(enable_grad):
-        for i, t in enumerate(tqdm(grid, disable=not progress, desc="ddim")):
+        for i, t in enumerate(track(grid, disable=not progress, desc="ddim")):
             a_t = float(abar[t])
             a_prev = float(abar[grid[i + 1]]) if i + 1 < len(grid) else float(final_alpha_cumprod)
             output = model(x, _timestep_batch(schedule, t, x))
@@ -362,7 +362,7 @@ def invert_ddim(
     x = x0
     with _grad_context(enable_grad):
         for i, k in enumerate(
-            tqdm(range(len(grid) - 1, -1, -1), disable=not progress, desc="invert")
+            track(range(len(grid) - 1, -1, -1), disable=not progress, desc="invert")
         ):
             t = grid[k]
             a_from = float(abar[grid[k + 1]]) if k + 1 < len(grid) else float(final_alpha_cumprod)

@@ -41,8 +41,6 @@ import os
 import random
 import re
 import shutil
-import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -64,6 +62,7 @@ from diffrepro.core.checkpoints import (
 from diffrepro.core.config import check_ranges, config_from_saved
 from diffrepro.core.data import save_grid
 from diffrepro.core.nn.ema import EMA
+from diffrepro.core.progress import ProgressLines, on_terminal
 
 LossFn = Callable[[nn.Module, Any], torch.Tensor]
 SampleFn = Callable[[nn.Module], torch.Tensor]
@@ -132,6 +131,7 @@ def train(
     params: list[nn.Parameter] | None = None,
     resume: bool = True,
     device: str | torch.device | None = None,
+    desc: str = "train",
 ) -> TrainResult:
     """Train ``model`` for ``config.steps`` optimizer steps (continuing from the last checkpoint
     in ``out_dir`` when ``resume``). ``params`` defaults to every parameter that requires grad."""
@@ -160,10 +160,8 @@ def train(
     logger = _Logger(out_dir / "tb") if rank == 0 else None
     saved = None
     model.train()
-    bar = tqdm(
-        total=config.steps, initial=step, disable=rank != 0 or not sys.stderr.isatty(), desc="train"
-    )
-    report = ProgressLines("train", config.steps, step) if rank == 0 and bar.disable else None
+    bar = tqdm(total=config.steps, initial=step, disable=rank != 0 or not on_terminal(), desc=desc)
+    report = ProgressLines(desc, config.steps, step) if rank == 0 and bar.disable else None
     try:
         while step < config.steps:
             loss, grad_norm = _step(
@@ -267,37 +265,6 @@ class ShuffledBatches:
             gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
             self._epoch, self._perm = epoch, torch.randperm(n, generator=gen)
         return int(self._perm[position % n])
-
-
-class ProgressLines:
-    """Periodic one-line progress on stderr for logs (where a progress bar would be silent):
-    ``train: step 120/600 (20%), loss 0.1234, elapsed 1m02s, ETA 4m08s``, at most every
-    ``DIFFREPRO_PROGRESS_SECONDS`` (default 30) seconds, and at the last step."""
-
-    def __init__(self, desc: str, total: int, start: int = 0) -> None:
-        self.desc, self.total, self.start = desc, total, start
-        self.every = float(os.environ.get("DIFFREPRO_PROGRESS_SECONDS", "30"))
-        self.began = self.last = time.monotonic()
-
-    def update(self, done: int, extra: str = "") -> None:
-        now = time.monotonic()
-        if now - self.last < self.every and done < self.total:
-            return
-        self.last = now
-        elapsed = now - self.began
-        rate = (done - self.start) / elapsed if elapsed > 0 else 0.0
-        eta = (self.total - done) / rate if rate > 0 else float("nan")
-        parts = [f"{self.desc}: step {done}/{self.total} ({100 * done // max(self.total, 1)}%)"]
-        parts += [extra] if extra else []
-        parts += [f"elapsed {_duration(elapsed)}", f"ETA {_duration(eta)}"]
-        print(", ".join(parts), file=sys.stderr, flush=True)
-
-
-def _duration(seconds: float) -> str:
-    if not math.isfinite(seconds):
-        return "?"
-    minutes, secs = divmod(int(round(seconds)), 60)
-    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
 def seed_for_micro_batch(seed: int, index: int) -> None:

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from scipy.spatial import cKDTree
-from tqdm.auto import tqdm
 
 from diffrepro.core.checkpoints import atomic_write
+from diffrepro.core.progress import track
 
 from .embedders import Embedder
 from .images import IMAGE_EXTENSIONS, load_image
@@ -169,7 +169,7 @@ def build_index(
     if not paths:
         raise ValueError("cannot build a retrieval index from an empty corpus")
     chunks = []
-    for start in tqdm(
+    for start in track(
         range(0, len(paths), batch_size), desc="index", disable=len(paths) <= batch_size
     ):
         batch = torch.stack([load_image(p, image_size) for p in paths[start : start + batch_size]])

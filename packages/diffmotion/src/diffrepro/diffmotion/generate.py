@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from diffrepro.core.progress import track
 from diffrepro.core.repro import single_threaded_on_cpu
 from diffrepro.core.samplers import sample_ddpm
 from diffrepro.core.schedules import Schedule, space_timesteps
@@ -115,6 +116,4 @@ def _generate(
 def _frames(frames: int, progress: bool):
     if not progress:
         return range(frames)
-    from tqdm import tqdm
-
-    return tqdm(range(frames), desc="frames")
+    return track(range(frames), desc="frames")

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from torch import Tensor
-from tqdm.auto import tqdm
 
+from diffrepro.core.progress import track
 from diffrepro.core.samplers import ddim_affine
 
 EpsFn = Callable[[Tensor, int], Tensor]
@@ -117,7 +117,7 @@ def edict_denoise(
     progress: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """Run the coupled denoising chain over ``steps`` (descending timesteps)."""
-    for i, step in enumerate(tqdm(steps, disable=not progress, desc="edict denoise")):
+    for i, step in enumerate(track(steps, disable=not progress, desc="edict denoise")):
         x, y = denoise_step(eps, x, y, step, p, x_first(i, leapfrog))
     return x, y
 
@@ -137,7 +137,7 @@ def edict_invert(
     if order_key not in ORDER_KEYS:
         raise ValueError(f"order_key must be one of {ORDER_KEYS}, got {order_key!r}")
     n = len(steps)
-    for j in tqdm(range(n), disable=not progress, desc="edict invert"):
+    for j in track(range(n), disable=not progress, desc="edict invert"):
         i = n - 1 - j
         key = i if order_key == "mirrored" else j + 1
         x, y = invert_step(eps, x, y, steps[i], p, x_first(key, leapfrog))

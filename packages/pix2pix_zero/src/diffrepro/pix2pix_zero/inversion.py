@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from diffrepro.core.models.stable_diffusion import StableDiffusion
+from diffrepro.core.progress import track
 from diffrepro.core.samplers import cfg_model, ddim_mean_variance, x0_eps_from_prediction
 
 from .regularizer import RegularizerConfig, regularize_noise
@@ -95,7 +95,7 @@ def regularized_invert(
     """
     x = z0
     with torch.no_grad():
-        for step in tqdm(steps, disable=not progress, desc="invert"):
+        for step in track(steps, disable=not progress, desc="invert"):
             t = torch.full((x.shape[0],), step.timestep, device=x.device, dtype=torch.long)
             output = model(x, t)
             if regularizer is not None:

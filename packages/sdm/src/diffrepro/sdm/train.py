@@ -30,7 +30,7 @@ from tqdm import tqdm
 from diffrepro.core.checkpoints import load_state_dict, save_checkpoint
 from diffrepro.core.config import save_config
 from diffrepro.core.nn import EMA
-from diffrepro.core.train import ProgressLines
+from diffrepro.core.progress import ProgressLines
 from diffrepro.sdm.adversarial import discriminator_loss, generator_loss, r1_penalty
 from diffrepro.sdm.config import SDMConfig
 from diffrepro.sdm.decoding import advance, compose, initial_state
