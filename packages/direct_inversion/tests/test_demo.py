@@ -71,7 +71,9 @@ def test_demo_names_the_build_command_when_a_zoo_model_is_missing(tmp_path):
     for entry in tiny_entries():
         zoo.register(entry, replace=True)
     with pytest.raises(FileNotFoundError, match="diffrepro zoo build tiny-emoji-t2i"):
-        demo_module.demo(tmp_path / "run", model="tiny-emoji-t2i", root=tmp_path / "empty")
+        demo_module.demo(
+            tmp_path / "run", model="tiny-emoji-t2i", root=tmp_path / "empty", build=False
+        )
     assert not (tmp_path / "run").exists()
 
 

@@ -87,12 +87,12 @@ def demo(
     model: str = MODEL,
     judge: str = JUDGE,
     root: Path | None = None,
-    build: bool = False,
+    build: bool = True,
 ) -> DemoResult:
     """The demo on zoo entries ``model`` and ``judge`` (tests pass the tiny zoo variants).
 
-    ``build=False``: a zoo model that is not built yet is a one-line error naming the command
-    that builds it (``diffrepro zoo build NAME``), rather than minutes of training."""
+    A zoo model that is not built yet is trained first (minutes, with progress); with
+    ``build=False`` it is a one-line error naming ``diffrepro zoo build NAME`` instead."""
     sd, scorer = load_assets(device, model, judge, root, build)
     p = plan(quick)
     size = native_size(sd)
@@ -106,7 +106,7 @@ def load_assets(
     model: str = MODEL,
     judge: str = JUDGE,
     root: Path | None = None,
-    build: bool = False,
+    build: bool = True,
 ) -> tuple[StableDiffusion, Judge]:
     """The zoo's text-to-image model and judge (built first only when ``build``)."""
     try:

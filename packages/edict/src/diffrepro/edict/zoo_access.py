@@ -22,12 +22,12 @@ def _modules():
 def base_model(device: str = "cpu", dtype: torch.dtype = torch.float64):
     """The zoo's Stable Diffusion-layout emoji text-to-image model (built on first use)."""
     zoo, _ = _modules()
-    return zoo.load(T2I, device="cpu", build=False).to(device=device, dtype=dtype)
+    return zoo.load(T2I, device="cpu").to(device=device, dtype=dtype)
 
 
 def judge(device: str = "cpu"):
     zoo, _ = _modules()
-    return zoo.load(JUDGE, device=device, build=False).eval()
+    return zoo.load(JUDGE, device=device).eval()
 
 
 def emoji_images(names: list[str], size: int) -> tuple[torch.Tensor, list[str], list[int], list]:

@@ -46,14 +46,14 @@ class DemoSettings:
     speed_repeats: int = 3
 
 
-def _judge(device: str):
-    """(classify fn or None, features fn, name) on images in [0, 1]; the judge is used only
-    when the zoo has already built it (building it here would take many minutes)."""
+def _judge(device: str, build: bool):
+    """(classify fn or None, features fn, name) on images in [0, 1]. The zoo's judge is trained
+    first when ``build`` (the full demo); the quick path uses it only if it is already built."""
     try:
         from diffrepro.core import zoo
         from diffrepro.core.zoo.judge import batched_features
 
-        judge = zoo.load("emoji-judge", device=device, build=False).eval()
+        judge = zoo.load("emoji-judge", device=device, build=build).eval()
         return (
             lambda x: judge.classify(x * 2 - 1),
             lambda x: batched_features(judge, x * 2 - 1),
@@ -208,7 +208,7 @@ def _run(model, tok, source, settings, out_dir, seed, quick, device) -> dict:
     gen = torch.Generator().manual_seed(seed)
     codes = tok.encode(hx).flatten(1)
     metrics["masked_accuracy"] = {str(r): masked_accuracy(model, codes, hy, r, gen) for r in RATIOS}
-    classify, features, judge_name = _judge("cpu")
+    classify, features, judge_name = _judge("cpu", build=not quick)
     metrics["judge"] = judge_name
     c = model.config.num_classes
     labels = torch.arange(c).repeat_interleave(settings.per_class)
