@@ -142,6 +142,8 @@ def build_ddpm(entry: ZooEntry, ctx: BuildContext) -> dict:
         steps=recipe.steps,
         batch_size=recipe.batch_size,
         lr=recipe.lr,
+        lr_decay="cosine",
+        channels_last=True,
         warmup_steps=recipe.warmup_steps,
         ema_decay=recipe.ema_decay,
         checkpoint_every=recipe.steps,

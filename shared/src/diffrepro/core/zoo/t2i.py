@@ -162,6 +162,7 @@ def build_t2i(entry: ZooEntry, ctx: BuildContext) -> dict:
         steps=recipe.steps,
         batch_size=recipe.batch_size,
         lr=recipe.lr,
+        lr_decay="cosine",
         warmup_steps=recipe.warmup_steps,
         ema_decay=recipe.ema_decay,
         checkpoint_every=recipe.steps,
