@@ -213,8 +213,11 @@ Prompts are emoji names, alone or in the templates "an emoji of a {}", "a {} emo
 
 ## Honest limits
 
-32 px images from 4×8×8 latents, trained for minutes on one CPU core on ~1,300 emoji, over a
-VAE that itself softens outlines (see emoji-vae). How often a sample is read back as its
+32 px images from 4×8×8 latents, trained for minutes on one CPU core on the ~400 train-split
+emoji of five coarse classes (face, animal, food, plant, vehicle: the recipe's ``classes``),
+over a VAE that itself softens outlines (see emoji-vae). Symbols, objects and people were left
+out so that each caption is seen often enough in the budget to be learned; prompts for them
+give something emoji-like but not that emoji. How often a sample is read back as its
 caption's emoji is measured above (caption→image retrieval under emoji-judge); prompts outside
 the emoji vocabulary fall back to byte tokens the model never saw. The tokenizer's vocabulary
 is built from the captions (CLIP's format, not CLIP's 49,408 entries: see the module docs).
