@@ -1,11 +1,10 @@
-import math
 from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
-from diffrepro.masksketch.budget import budgets, split_budget
+from diffrepro.masksketch.budget import budgets, initial_masked, split_budget
 from diffrepro.masksketch.config import TINY, MaskSketchConfig
 from diffrepro.masksketch.decoding import (
     confidence,
@@ -55,7 +54,7 @@ def cfg(**kw):
 def run(config, batch=4, seed=0, model=None, attention=stub_attention):
     x = sketch_seq(batch)
     gen = torch.Generator().manual_seed(seed)
-    start = initial_tokens(x, math.ceil(0.95 * N), MASK, gen)
+    start = initial_tokens(x, initial_masked(N, 0.95), MASK, gen)
     res = decode(
         model or StubModel(),
         attention,
@@ -164,9 +163,9 @@ def test_revealed_and_visible_sketch_tokens_can_be_remasked():
 
 
 def test_structure_term_remasks_tokens_that_disagree_with_the_sketch():
-    """With λs = 1 and the stub attention, a token differs in structure exactly where it
-    differs from the sketch token, so mismatches are re-masked first."""
-    x, start, res = run(cfg(lambda_structure=1.0, num_iter=3), batch=6)
+    """With λs = 1, sym_kl and the stub attention, a row's distance is 0 exactly where the token
+    equals the sketch's, so mismatches are re-masked first."""
+    x, start, res = run(cfg(lambda_structure=1.0, num_iter=3, structure_mode="sym_kl"), batch=6)
     differs = res.sequences[:, 0, 1:] != x[:, 1:]
     masked = res.masked[:, 0, 1:]
     for row in range(6):

@@ -32,7 +32,7 @@ def test_edge_sketch_rejects_sizes_that_do_not_divide():
 def test_emoji_sketches_come_from_the_held_out_split():
     from diffrepro.core import emoji
 
-    sketches, images, alpha, labels = emoji_sketches(16, limit=3)
+    sketches, images, alpha, labels = emoji_sketches(16, scale=2, limit=3)
     assert sketches.shape == images.shape == (3, 3, 16, 16) and alpha.shape == (3, 1, 16, 16)
     assert labels.tolist() == [e.label for e in emoji.select("heldout")[:3]]
     assert all(e.heldout for e in emoji.select("heldout")[:3])

@@ -232,7 +232,7 @@ def _run(model, tok, cfg: MaskSketchConfig, settings: DemoSettings, out_dir, see
         ),
     }
     metrics["baselines"] = {k: score(g) for k, g in base.items()}
-    metrics["seeds"] = _seeds(model, tok, sketches, labels, cfg, settings, seed, score)
+    metrics["seeds"] = _seeds(model, tok, sketches, labels, cfg, settings, seed, score, sweep)
     metrics["rejection"] = _rejection(model, shown["λs = 0.9"], cfg, judge, seed, score)
     _figures(out_dir, sketches, images, {**base, **shown}, metrics)
     return metrics
@@ -244,11 +244,12 @@ def _train_images(size: int) -> torch.Tensor:
     return (emoji.images(size, "train")[0] + 1) / 2
 
 
-def _seeds(model, tok, sketches, labels, cfg, settings, seed, score) -> dict:
-    """λs = 0 vs 0.9 over ``settings.seeds`` seeds: mean and standard deviation."""
+def _seeds(model, tok, sketches, labels, cfg, settings, seed, score, sweep) -> dict:
+    """λs = 0 vs 0.9 over ``settings.seeds`` seeds (the first is the sweep's): mean and std."""
     out = {}
+    seeds = list(range(seed, seed + settings.seeds))
     for lam in (0.0, 0.9):
-        runs = [
+        runs = [sweep[str(lam)]] + [
             score(
                 generate(
                     model,
@@ -259,7 +260,7 @@ def _seeds(model, tok, sketches, labels, cfg, settings, seed, score) -> dict:
                     torch.Generator().manual_seed(s),
                 )
             )
-            for s in range(seed, seed + settings.seeds)
+            for s in seeds[1:]
         ]
         out[str(lam)] = {
             key: {
@@ -268,7 +269,7 @@ def _seeds(model, tok, sketches, labels, cfg, settings, seed, score) -> dict:
             }
             for key in runs[0]
         }
-    out["seeds"] = list(range(seed, seed + settings.seeds))
+    out["seeds"] = seeds
     return out
 
 
