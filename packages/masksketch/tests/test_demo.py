@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from diffrepro.core.papers import get
 from diffrepro.masksketch.demo import LAMBDAS, demo, silhouette_iou
 from diffrepro.masksketch.premise import auroc
@@ -39,7 +41,7 @@ def test_silhouette_iou():
     img[..., :2, :] = 0.0  # top half dark
     alpha = torch.zeros(1, 1, 4, 4)
     alpha[..., :, :2] = 1.0  # left half
-    assert float(silhouette_iou(img, alpha)[0]) == 4 / 12
+    assert float(silhouette_iou(img, alpha)[0]) == pytest.approx(4 / 12)
 
 
 def test_paper_is_registered():
