@@ -99,3 +99,15 @@ def test_paper_preset_is_the_official_config():
     assert p.structure_mode == "sym_ce" and p.schedule == "linear" and p.candidates == 8
     assert p.temperature_structure == p.temperature_confidence == 0.0
     assert p.guidance_rows == "all"
+
+
+def test_generate_starts_from_the_sketch_tokens(tiny_models):
+    """The first step's ŷ keeps the visible sketch tokens of the start (same seed, same draw)."""
+    model, tok = tiny_models
+    cfg = replace(TINY, candidates=4, num_iter=2)
+    labels = torch.tensor([0, 2])
+    x, start = sketch_start(model, tok, sketches(), labels, cfg, torch.Generator().manual_seed(7))
+    out = generate(model, tok, sketches(), labels, cfg, torch.Generator().manual_seed(7))
+    visible = start != model.config.mask_id
+    assert int(visible[:, 1:].sum()) == 8  # one visible sketch token per row
+    assert torch.equal(out.result.sequences[:, 0][visible], x[visible])
