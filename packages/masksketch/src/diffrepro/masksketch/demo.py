@@ -294,7 +294,7 @@ def _figures(out_dir: Path, sketches, images, runs: dict, metrics: dict) -> None
     sweep, base = metrics["lambda_sweep"], metrics["baselines"]
     has_acc = "class_accuracy" in sweep["0.0"]
     y_key = "class_accuracy" if has_acc else "fd"
-    points = {f"λs={k}": (v["silhouette_iou"], v[y_key]) for k, v in sweep.items()}
+    points = {f"lambda_s={k}": (v["silhouette_iou"], v[y_key]) for k, v in sweep.items()}
     points.update({k: (v["silhouette_iou"], v[y_key]) for k, v in base.items()})
     scatter_plot(
         points,
@@ -302,9 +302,9 @@ def _figures(out_dir: Path, sketches, images, runs: dict, metrics: dict) -> None
         xlabel="silhouette IoU with the source emoji (fidelity)",
         ylabel="class consistency (judge)" if has_acc else "FD (proxy)",
         title="MaskSketch realism-fidelity trade-off",
-        connect=[f"λs={k}" for k in sweep],
+        connect=[f"lambda_s={k}" for k in sweep],
     )
-    points_fd = {f"λs={k}": (v["structure_distance"], v["fd"]) for k, v in sweep.items()}
+    points_fd = {f"lambda_s={k}": (v["structure_distance"], v["fd"]) for k, v in sweep.items()}
     points_fd.update({k: (v["structure_distance"], v["fd"]) for k, v in base.items()})
     scatter_plot(
         points_fd,
@@ -312,7 +312,7 @@ def _figures(out_dir: Path, sketches, images, runs: dict, metrics: dict) -> None
         xlabel="structure distance to the sketch (lower = closer)",
         ylabel="emoji-FD (lower = more realistic)",
         title="structure distance vs emoji-FD",
-        connect=[f"λs={k}" for k in sweep],
+        connect=[f"lambda_s={k}" for k in sweep],
     )
     stack_images(
         [out_dir / n for n in ("samples.png", "tradeoff.png", "tradeoff_fd.png")],
