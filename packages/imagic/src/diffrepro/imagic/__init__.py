@@ -1,1 +1,1 @@
-"""Imagic: text-based real image editing by embedding optimisation, fine-tuning and interpolation."""
+"""Imagic: text-based real image editing (embedding optimisation, fine-tuning, interpolation)."""

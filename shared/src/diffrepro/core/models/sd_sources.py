@@ -2,7 +2,7 @@
 
 ``open_stable_diffusion(source, tokenizer=None, dtype=..., device=..., build=True)`` takes:
 
-- a folder with ``model_index.json`` (SD 1.x / 2.x in diffusers layout): :meth:`StableDiffusion.load`;
+- a folder with ``model_index.json`` (SD 1.x / 2.x, diffusers layout): ``StableDiffusion.load``;
 - a CompVis / LDM single file (``.ckpt`` / ``.safetensors`` / ...: SD 1.x) with a CLIP tokenizer
   folder ``tokenizer`` (the file carries none) and SD 1.x's scheduler;
 - a zoo name (``emoji-t2i``), loaded through :func:`diffrepro.core.zoo.load` (built on first use
