@@ -110,7 +110,10 @@ def _load(source: str, args: argparse.Namespace, dtype: str):
     from diffrepro.core.repro import resolve_device
 
     return open_stable_diffusion(
-        source, tokenizer=args.tokenizer, dtype=parse_dtype(dtype), device=resolve_device(args.device)
+        source,
+        tokenizer=args.tokenizer,
+        dtype=parse_dtype(dtype),
+        device=resolve_device(args.device),
     )
 
 
@@ -221,7 +224,9 @@ def _size(sd, cfg, args: argparse.Namespace) -> tuple[int, int]:
     width = args.width if args.width is not None else cfg.resolution
     factor = sd.vae.downscale_factor
     if height % factor or width % factor:
-        raise ValueError(f"--height and --width must be multiples of {factor}, got {height}x{width}")
+        raise ValueError(
+            f"--height and --width must be multiples of {factor}, got {height}x{width}"
+        )
     return height, width
 
 

@@ -63,7 +63,9 @@ def edit(
         eta=ddim_eta,
         final_alpha_cumprod=pretrained.scheduler.final_alpha_cumprod(pretrained.schedule),
         prediction=pretrained.scheduler.prediction,
-        clip_x0=pretrained.scheduler.clip_sample_range if pretrained.scheduler.clip_sample else None,
+        clip_x0=pretrained.scheduler.clip_sample_range
+        if pretrained.scheduler.clip_sample
+        else None,
         generator=generators,
     )
 

@@ -50,7 +50,7 @@ def sine_loss(
     crop_boxes: Tensor | None = None,
     recon_weight: float = 0.0,
 ) -> Tensor:
-    """Mean eps-MSE (+ the weighted x0 term) of the UNet on ``z0`` noised at ``t`` with ``noise``."""
+    """Mean eps-MSE (+ the weighted x0 term) of the UNet on ``z0`` noised at ``t``."""
     schedule = sd.schedule
     z_t = schedule.q_sample(z0, t, noise)
     timesteps = torch.as_tensor(schedule.timesteps, device=z0.device)[t]

@@ -11,7 +11,8 @@ BIBTEX = """\
 @inproceedings{zhang2023sine,
   title     = {SINE: SINgle Image Editing with Text-to-Image Diffusion Models},
   author    = {Zhang, Zhixing and Han, Ligong and Ghosh, Arnab and Metaxas, Dimitris and Ren, Jian},
-  booktitle = {Proceedings of the IEEE/CVF Conference on Computer Vision and Pattern Recognition (CVPR)},
+  booktitle = {Proceedings of the IEEE/CVF Conference on Computer Vision and
+               Pattern Recognition (CVPR)},
   year      = {2023},
   note      = {arXiv:2212.04489}
 }

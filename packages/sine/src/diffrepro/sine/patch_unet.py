@@ -50,5 +50,3 @@ def patch_unet_from(
     patch = PatchUNet(unet.config, init_size, interpolation).to(weight.device, weight.dtype)
     patch.load_state_dict(unet.state_dict(), strict=True)
     return patch.train(unet.training)
-
-
