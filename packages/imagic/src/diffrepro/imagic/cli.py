@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 from pathlib import Path
 
 from diffrepro.core.cli import (
@@ -183,6 +184,9 @@ def _write_samples(sd, e_tgt, e_opt, cfg, args: argparse.Namespace, out: Path) -
     from .stages import interpolate
 
     etas = args.eta if args.eta is not None else [cfg.eta]
+    outside = [f"{eta:g}" for eta in etas if not 0.0 <= eta <= 1.0]
+    if outside:
+        print(f"imagic: note: eta {', '.join(outside)} extrapolates beyond [0, 1]", file=sys.stderr)
     seeds = [args.seed + k for k in range(cfg.num_samples)]
     size = cfg.resolution
     rows = []

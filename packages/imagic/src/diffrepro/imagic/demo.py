@@ -121,15 +121,16 @@ def _experiment(setup: Setup, settings: DemoSettings, out_dir: Path, seed: int):
     rows = [("source", setup.source[None])]
     curves = {"imagic": [], "no_stage_b": [], "no_stage_a": []}
     for eta in settings.etas:
-        for name, unet, e_opt in (
-            ("imagic", tuned, fitted.e_opt),
-            ("no_stage_b", pretrained, fitted.e_opt),
-            ("no_stage_a", tuned_tgt, no_a.e_opt),
-        ):
-            images = run(unet, fitted.e_tgt, e_opt, eta)
+        for name, unet in (("imagic", tuned), ("no_stage_b", pretrained)):
+            images = run(unet, fitted.e_tgt, fitted.e_opt, eta)
             curves[name].append({"eta": eta, **_scores(setup, images)})
             if name == "imagic" or eta in (settings.etas[0], 1.0):
                 rows.append((f"{name} eta={eta:g}", images))
+    # without stage A, e_opt = e_tgt: every eta is the same embedding, sampled once
+    images = run(tuned_tgt, no_a.e_tgt, no_a.e_opt, 1.0)
+    scores = _scores(setup, images)
+    curves["no_stage_a"] = [{"eta": eta, **scores} for eta in settings.etas]
+    rows.append(("no_stage_a (any eta)", images))
     control = run(pretrained, fitted.e_tgt, fitted.e_tgt, 1.0)
     metrics["pretrained_target_text"] = _scores(setup, control)
     rows.append(("pretrained, target text", control))
