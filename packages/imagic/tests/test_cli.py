@@ -52,15 +52,22 @@ def test_train_saves_embeddings_and_a_diffusers_unet(trained):
     assert list((out / "stage_a" / "tb").iterdir()) and list((out / "stage_b" / "tb").iterdir())
 
 
-def test_sample_is_seeded_and_eta_zero_differs_from_one(trained):
+def test_sample_is_seeded_and_eta_zero_differs_from_one(trained, capsys):
     root, image, out = trained
     argv = ["sample", "--finetuned", str(out), *TINY, "--eta", "0", "1"]
     assert main([*argv, "--out", str(root / "s1")]) == 0
+    assert "extrapolates" not in capsys.readouterr().err
     assert main([*argv, "--out", str(root / "s2")]) == 0
     a = np.asarray(Image.open(root / "s1" / "eta_0_seed_0.png"))
     assert np.array_equal(a, np.asarray(Image.open(root / "s2" / "eta_0_seed_0.png")))
     b = np.asarray(Image.open(root / "s1" / "eta_1_seed_0.png"))
     assert not np.array_equal(a, b) and (root / "s1" / "samples.png").is_file()
+    capsys.readouterr()
+    assert (
+        main(["sample", "--finetuned", str(out), *TINY, "--eta", "1.2", "--out", str(root / "s3")])
+        == 0
+    )
+    assert "eta 1.2 extrapolates" in capsys.readouterr().err
 
 
 def test_edit_runs_all_three_stages_and_ablation_flags(trained):
@@ -128,7 +135,7 @@ def test_bad_input_gives_one_line_exit_2_and_changes_nothing(trained, case, caps
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1, err
-    assert err.startswith("imagic: error:") and message in err, err
+    assert err.startswith("imagic") and "error:" in err and message in err, err
     assert snapshot(root) == before
 
 

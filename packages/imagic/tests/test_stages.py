@@ -168,6 +168,9 @@ def test_latent_modes(sd, image):
     each = image_latents(sd, image, "sample_each_step", 0)
     assert torch.equal(each.mean, mean.mean) and each.std.abs().sum() > 0
     assert torch.equal(mean.mean[:, 0], mean.mean[:, 1])  # never mirrored
+    with torch.no_grad():
+        direct = sd.encode_images(image[None])
+    assert torch.allclose(mean.mean[:, 0], direct, atol=1e-6)  # the image itself, unflipped
     assert mean.mean.shape[-1] == 32 // 4  # VAE factor 2 ** (levels - 1)
 
 

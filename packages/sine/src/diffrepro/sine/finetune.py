@@ -53,7 +53,7 @@ def sine_loss(
     """Mean eps-MSE (+ the weighted x0 term) of the UNet on ``z0`` noised at ``t``."""
     schedule = sd.schedule
     z_t = schedule.q_sample(z0, t, noise)
-    timesteps = torch.as_tensor(schedule.timesteps, device=z0.device)[t]
+    timesteps = torch.tensor(schedule.timesteps, device=z0.device)[t]
     if crop_boxes is None:
         eps = sd.unet(z_t, timesteps, context)
     else:
@@ -61,7 +61,7 @@ def sine_loss(
     loss = ((eps - noise) ** 2).mean()
     if recon_weight == 0:
         return loss
-    abar = torch.as_tensor(schedule.alphas_cumprod, device=z0.device)[t].to(z0.dtype)
+    abar = torch.tensor(schedule.alphas_cumprod, device=z0.device)[t].to(z0.dtype)
     abar = abar.view(-1, 1, 1, 1)
     x0_hat = (z_t - (1 - abar).sqrt() * eps) / abar.sqrt()
     gap = (x0_hat.mean(dim=(2, 3)) - z0.mean(dim=(2, 3))).abs().mean(dim=1)
