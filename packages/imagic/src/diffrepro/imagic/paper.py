@@ -29,7 +29,8 @@ PAPER = Paper(
     title="Imagic: Text-Based Real Image Editing with Diffusion Models",
     arxiv="2210.09276",
     bibtex=BIBTEX,
-    status="implemented and tested on Stable Diffusion layout; CPU demo on the zoo's emoji model",
+    status="implemented and tested on the SD layout; the CPU demo on the zoo emoji model is "
+    "written (quick path tested) but was not yet run at full scale",
     demo=_demo,
     summary="Optimise the target text embedding on the image (A), fine-tune the UNet on it (B), "
     "then sample from an interpolation of the optimised and target embeddings (C).",

@@ -30,7 +30,8 @@ PAPER = Paper(
     title="SINE: SINgle Image Editing with Text-to-Image Diffusion Models",
     arxiv="2212.04489",
     bibtex=BIBTEX,
-    status="implemented and tested on Stable Diffusion layout; CPU demo on the zoo's emoji model",
+    status="implemented and tested on the SD layout; the CPU demo on the zoo emoji model is "
+    "written (quick path tested) but was not yet run at full scale",
     demo=_demo,
     summary="Fine-tune a copy of the model on one image (optionally on patches with positional "
     "encoding), then edit with model-based classifier-free guidance mixing both models.",
