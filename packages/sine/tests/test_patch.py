@@ -98,3 +98,13 @@ def test_crop_boxes_respect_the_fractions():
     crop = crop_pixels(image, (2, 4, 10, 8), 4, 32)
     assert crop.shape == (3, 32, 32)
     assert torch.allclose(crop_pixels(image, (0, 0, 16, 16), 4, 64), image.clamp(-1, 1), atol=1e-5)
+
+
+def test_crop_sides_are_floor_of_size_times_the_drawn_fractions():
+    for seed in range(20):
+        torch.manual_seed(seed)
+        y0, x0, y1, x1 = sample_box(10, 0.1, 1.0)
+        torch.manual_seed(seed)
+        torch.rand(())  # the crop-or-not draw
+        u = 0.1 + 0.9 * torch.rand(2)
+        assert (y1 - y0, x1 - x0) == tuple(max(1, math.floor(10 * float(f))) for f in u)
