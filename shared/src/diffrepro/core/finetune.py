@@ -10,11 +10,15 @@
   training steps and the target (eps, v or x0) from the bundle's scheduler config.
 - :func:`finetune_unet`: every UNet weight trained on such latents under one fixed prompt
   embedding with core ``train`` (Imagic's second stage, per-concept fine-tuning baselines).
+- :func:`finetune_modules`: several modules (UNet and text encoder) trained together with any
+  loss through core ``train`` (SINE's single-image fine-tuning).
+- :func:`load_image_resized`: one image file, on white, resized to an exact size.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -113,3 +117,55 @@ def finetune_unet(
         return train(sd.unet, loss_fn, indices, config, out_dir, resume=resume, device=sd.device)
     finally:
         sd.unet.train(was_training)
+
+
+def finetune_modules(
+    modules: dict[str, torch.nn.Module],
+    loss_fn: Callable[[Tensor], Tensor],
+    config: TrainConfig,
+    out_dir: str | os.PathLike,
+    *,
+    num_items: int = 1,
+    resume: bool = True,
+    device: str | torch.device | None = None,
+) -> TrainResult:
+    """Train every weight of ``modules`` (e.g. a UNet and a text encoder, SINE's single-image
+    fine-tuning) with ``loss_fn(index)`` (index: the micro-batch's item numbers in
+    ``range(num_items)``) through core :func:`~diffrepro.core.train.train`, which re-seeds torch
+    before every micro-batch. Checkpoints hold the modules under their names as key prefixes.
+    Every other module stays as it is; train/eval modes are restored afterwards."""
+    if not modules:
+        raise ValueError("nothing to fine-tune: no modules given")
+    bundle = torch.nn.ModuleDict(modules)
+    modes = {name: m.training for name, m in modules.items()}
+    bundle.requires_grad_(True)
+    indices = [torch.tensor(i) for i in range(num_items)]
+    try:
+        return train(
+            bundle, lambda _model, index: loss_fn(index), indices, config, out_dir,
+            resume=resume, device=device,
+        )  # fmt: skip
+    finally:
+        for name, module in modules.items():
+            module.train(modes[name])
+
+
+def load_image_resized(path: str | os.PathLike, height: int, width: int) -> Tensor:
+    """One image file as (3, height, width) in [-1, 1]: transparency composited on white, then
+    resized to exactly ``height`` x ``width`` (bicubic, aspect ratio not kept)."""
+    from PIL import Image, UnidentifiedImageError
+
+    from diffrepro.core.data import pil_to_tensor
+
+    if height < 1 or width < 1:
+        raise ValueError(f"image size must be positive, got {height}x{width}")
+    try:
+        with Image.open(path) as img:
+            rgba = img.convert("RGBA")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"image not found: {path}") from None
+    except (UnidentifiedImageError, OSError, ValueError) as err:
+        raise ValueError(f"cannot read image {path}: {err}") from None
+    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    rgb = Image.alpha_composite(white, rgba).convert("RGB")
+    return pil_to_tensor(rgb.resize((width, height), Image.Resampling.BICUBIC))

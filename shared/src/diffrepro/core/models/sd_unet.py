@@ -376,13 +376,18 @@ class UNet2DConditionModel(nn.Module):
         sample: torch.Tensor,
         timestep: torch.Tensor | float | int,
         encoder_hidden_states: torch.Tensor,
+        position_features: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """``position_features`` (broadcastable to ``conv_in``'s output, e.g. SINE's positional
+        encoding) is added to the first feature map; ``None`` is the plain SD UNet."""
         t = torch.as_tensor(timestep, device=sample.device)
         t = t.reshape(-1).expand(sample.shape[0])
         temb = self.time_embedding(self._time_features(t).to(sample.dtype))
         if self.config.center_input_sample:
             sample = 2 * sample - 1.0
         x = self.conv_in(sample)
+        if position_features is not None:
+            x = x + position_features.to(x.dtype)
         skips = [x]
         for block in self.down_blocks:
             x, block_skips = block(x, temb, encoder_hidden_states)

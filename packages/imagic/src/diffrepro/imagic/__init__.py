@@ -1,0 +1,1 @@
+"""Imagic: text-based real image editing (embedding optimisation, fine-tuning, interpolation)."""

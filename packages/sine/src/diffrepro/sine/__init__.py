@@ -1,0 +1,1 @@
+"""SINE: single-image editing with model-based classifier-free guidance."""
