@@ -159,6 +159,12 @@ class FineTuneModel(nn.Module):
         hook = first_resnet(self.unet).register_forward_pre_hook(self._record_embedding)
         self._handles.append(hook)
 
+    def remove_hooks(self) -> None:
+        """Detach the adapters from the base UNet (it is the pretrained network again)."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
     def _record_embedding(self, module: nn.Module, args: tuple) -> None:
         self._emb = args[1]
 

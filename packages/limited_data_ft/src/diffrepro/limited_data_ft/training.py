@@ -104,10 +104,12 @@ def finetune(
     seed: int = 0,
     eval_every: int | None = None,
     evaluate: Evaluate | None = None,
+    evaluate_start: bool = True,
     device: str | torch.device = "cpu",
 ) -> FinetuneResult:
     """Fine-tune ``model`` on ``images`` (N, C, H, W) in [-1, 1]; ``evaluate(model, step)`` runs
-    at step 0 and every ``eval_every`` steps (with the EMA weights when EMA is on). At the end
+    at step 0 (unless ``evaluate_start`` is false) and every ``eval_every`` steps (with the EMA
+    weights when EMA is on). At the end
     the model holds the EMA weights (or the last ones without EMA)."""
     conditional = getattr(model.config, "num_classes", None) is not None
     if conditional and labels is None:
@@ -121,7 +123,7 @@ def finetune(
     loss_fn = make_loss_fn(model, schedule, cfg, conditional)
     ends = _segment_ends(cfg.steps, eval_every)
     result = FinetuneResult(0, [])
-    if evaluate is not None:
+    if evaluate is not None and evaluate_start:
         result.curve.append({"step": 0, **_evaluated(model, evaluate, 0)})
     ema = None
     for end in ends:
