@@ -116,3 +116,28 @@ def test_conditional_base_needs_labels(images, tmp_path):
     model = FineTuneModel(base.unet, TINY)
     with pytest.raises(ValueError, match="class labels"):
         finetune(model, images, base.schedule, TINY, tmp_path)
+
+
+def test_ddpm_loss_is_the_eps_mse_of_the_spec():
+    """L = mean_b mean ||ε − ε_θ(√ᾱ_t x0 + √(1−ᾱ_t) ε, t)||², from the schedule in float64;
+    only the first C output channels (the ε half of a learned-variance model) count."""
+    import numpy as np
+
+    from diffrepro.core.schedules import Schedule
+    from diffrepro.limited_data_ft.training import ddpm_loss
+
+    schedule = Schedule.named("linear", 1000)
+    gen = torch.Generator().manual_seed(0)
+    x0 = torch.rand(3, 3, 4, 4, generator=gen, dtype=torch.float64) * 2 - 1
+    noise = torch.randn(3, 3, 4, 4, generator=gen, dtype=torch.float64)
+    t = torch.tensor([0, 400, 999])
+
+    def model(x, ts):  # a fixed function of (x_t, t) with extra "variance" channels
+        return torch.cat([0.3 * x + ts[:, None, None, None] / 1000, torch.ones_like(x)], dim=1)
+
+    abar = np.asarray(schedule.alphas_cumprod)[t.numpy()][:, None, None, None]
+    x_t = np.sqrt(abar) * x0.numpy() + np.sqrt(1 - abar) * noise.numpy()
+    pred = 0.3 * x_t + t.numpy()[:, None, None, None] / 1000
+    want = ((noise.numpy() - pred) ** 2).mean()
+    got = float(ddpm_loss(model, x0, schedule, t=t, noise=noise))
+    assert got == pytest.approx(want, rel=1e-10)

@@ -194,8 +194,21 @@ def _run_seed(setup: Setup, settings: DemoSettings, train: torch.Tensor, ref: to
                        evaluate_start=False, device=device)  # fmt: skip
         record = {"seed": seed, "threshold": threshold, "curve": [start_point, *run.curve],
                   "final_loss": run.losses[-1]}  # fmt: skip
+        _log_curve(runs_dir / variant / f"seed{seed}" / "tb", record["curve"])
         out[variant] = (record, samples[max(samples)], parameter_report(model))
     return out
+
+
+def _log_curve(log_dir: Path, curve: list[dict]) -> None:
+    """The evaluation curve as TensorBoard scalars ``eval/<metric>`` beside the training loss."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(log_dir=str(log_dir))
+    for point in curve:
+        for name, value in point.items():
+            if name != "step":
+                writer.add_scalar(f"eval/{name}", value, global_step=point["step"])
+    writer.close()
 
 
 def _stats(values: list[float]) -> tuple[float, float]:
