@@ -141,3 +141,30 @@ def test_ddpm_loss_is_the_eps_mse_of_the_spec():
     want = ((noise.numpy() - pred) ** 2).mean()
     got = float(ddpm_loss(model, x0, schedule, t=t, noise=noise))
     assert got == pytest.approx(want, rel=1e-10)
+
+
+def test_the_final_model_holds_the_ema_weights(images, tmp_path):
+    """With EMA decay 1 the average never leaves the pretrained weights, and that is what the
+    fine-tuned model ends with (the raw weights did move: see the frozen-tensor test)."""
+    pristine = tiny_base("tiny-adm").unet.state_dict()
+    _, model, _ = tuned("attn", images, tmp_path, ema_decay=1.0)
+    for key, value in model.unet.state_dict().items():
+        assert torch.equal(value, pristine[key]), key
+
+
+@pytest.mark.parametrize("flip_p", [0.0, 1.0])
+def test_loss_fn_draws_flips_then_t_then_noise(flip_p, images):
+    from diffrepro.limited_data_ft.training import ddpm_loss, make_loss_fn
+
+    base = tiny_base("tiny-adm")
+    cfg = dataclasses.replace(TINY, flip_p=flip_p)
+    model = FineTuneModel(base.unet, cfg)
+    loss_fn = make_loss_fn(model, base.schedule, cfg, conditional=False)
+    torch.manual_seed(9)
+    got = loss_fn(None, (images, torch.zeros(len(images), dtype=torch.long)))
+    torch.manual_seed(9)
+    torch.rand(len(images))
+    t = torch.randint(0, 1000, (len(images),))
+    x0 = images.flip(-1) if flip_p else images
+    want = ddpm_loss(model, x0, base.schedule, t=t, noise=torch.randn_like(images))
+    assert torch.equal(got, want)

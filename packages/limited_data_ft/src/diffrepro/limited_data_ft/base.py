@@ -120,8 +120,7 @@ def _make(unet: nn.Module, schedule: Schedule, spec: str, image_size: int, **ref
 
 def _check_channels(unet: nn.Module, spec: str) -> None:
     cfg = unet.config
-    out = cfg.out_channels * (2 if getattr(cfg, "learn_sigma", False) else 1)
-    if cfg.out_channels != cfg.in_channels or out not in (cfg.in_channels, 2 * cfg.in_channels):
+    if cfg.out_channels != cfg.in_channels:
         raise ValueError(f"base {spec}: expected an ε-prediction UNet (out = in channels)")
 
 
@@ -163,7 +162,8 @@ def _path_base(path: Path, model_flags: str | None) -> Base:
                 f"--base {path} is a weights file: give its UNet flags with --model-flags "
                 f"(a JSON file or one of {', '.join(UNET_PRESETS)})"
             )
-        return _adm(path, _unet_flags(model_flags), path.parent, spec, model_flags)
+        flags_ref = model_flags if model_flags in UNET_PRESETS else str(Path(model_flags).resolve())
+        return _adm(path, _unet_flags(model_flags), path.parent, spec, flags_ref)
     if (path / "model_flags.json").is_file():
         weights = _adm_weights(path)
         flags = _unet_flags(str(path / "model_flags.json"))

@@ -113,7 +113,11 @@ def choose_rank(unet: nn.Module, config: AdapterConfig) -> int:
 
 
 class FineTuneModel(nn.Module):
-    """``unet`` plus (possibly no) adapters; ``forward`` is the base UNet's forward."""
+    """``unet`` plus (possibly no) adapters; ``forward`` is the base UNet's forward.
+
+    The model takes ``unet`` over: its ``requires_grad`` flags are set to the variant's
+    trainable set and the adapter hooks are attached to it (:meth:`remove_hooks` detaches
+    them); pass a copy to keep the pretrained module as it was."""
 
     def __init__(self, unet: nn.Module, config: FTConfig, *, rank: int | None = None) -> None:
         super().__init__()
