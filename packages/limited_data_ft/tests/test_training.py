@@ -140,7 +140,7 @@ def test_ddpm_loss_is_the_eps_mse_of_the_spec():
     pred = 0.3 * x_t + t.numpy()[:, None, None, None] / 1000
     want = ((noise.numpy() - pred) ** 2).mean()
     got = float(ddpm_loss(model, x0, schedule, t=t, noise=noise))
-    assert got == pytest.approx(want, rel=1e-10)
+    assert got == pytest.approx(want, rel=1e-6)  # core forms x_t in float32
 
 
 def test_the_final_model_holds_the_ema_weights(images, tmp_path):
