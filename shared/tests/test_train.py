@@ -1,3 +1,5 @@
+import dataclasses
+import math
 import os
 import socket
 from pathlib import Path
@@ -9,7 +11,7 @@ from torch import nn
 from diffrepro.core.checkpoints import load_checkpoint
 from diffrepro.core.data import random_crop
 from diffrepro.core.models.unet import UNetModel, unet_preset
-from diffrepro.core.train import TrainConfig, latest_checkpoint, train, unwrap
+from diffrepro.core.train import TrainConfig, latest_checkpoint, learning_rate, train, unwrap
 
 torch.set_num_threads(1)
 
@@ -212,3 +214,34 @@ def test_tiny_unet_learns_on_photo_crops(tmp_path: Path) -> None:
     result = train(model, eps_loss, _PhotoCrops(photos), config, tmp_path)
     assert eval_loss() < 0.5 * before
     assert sum(result.losses[-20:]) < sum(result.losses[:20])
+
+
+def test_learning_rate_warmup_then_cosine_decay_to_zero() -> None:
+    config = TrainConfig(steps=10, lr=2.0, warmup_steps=4, lr_decay="cosine")
+    got = [learning_rate(config, s) for s in range(10)]
+    want = [2.0 * min(1, (s + 1) / 4) * 0.5 * (1 + math.cos(math.pi * s / 10)) for s in range(10)]
+    assert got == pytest.approx(want, abs=1e-12)
+    assert got[0] == pytest.approx(0.5 * 0.5 * (1 + math.cos(0.0)))
+    constant = TrainConfig(steps=10, lr=2.0, warmup_steps=4)
+    assert [learning_rate(constant, s) for s in (0, 3, 9)] == [0.5, 2.0, 2.0]
+    with pytest.raises(ValueError, match="lr_decay"):
+        TrainConfig(lr_decay="linear")
+
+
+def _mirror_loss(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
+    """No random draws: randn_like and dropout fill channels-last tensors in another order."""
+    return (model(batch) - batch.flip(-1)).square().mean()
+
+
+def test_channels_last_training_matches_the_default_layout(tmp_path: Path) -> None:
+    runs = {}
+    for channels_last in (False, True):
+        model = _net()
+        model[2] = nn.Identity()
+        config = dataclasses.replace(CONFIG, channels_last=channels_last, lr_decay="cosine")
+        train(model, _mirror_loss, _dataset(), config, tmp_path / str(channels_last))
+        runs[channels_last] = model
+        weight = model[0].weight
+        assert weight.is_contiguous()  # back in the default layout, ready to save
+    for a, b in zip(runs[False].parameters(), runs[True].parameters(), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)

@@ -77,15 +77,17 @@ def test_builds_are_cached_and_reloaded(built_root, capsys):
     assert "train_seconds" in card and "Honest limits" in card
 
 
-def test_stale_entry_is_rebuilt_with_a_notice(tmp_path, capsys):
+def test_changed_entry_is_rebuilt_and_other_builds_are_kept_until_pruned(tmp_path, capsys):
     judge = TINY["tiny-emoji-judge"]
     old = zoo.path(judge, root=tmp_path)
     changed = dataclasses.replace(judge, recipe=dataclasses.replace(judge.recipe, lr=1e-3))
     zoo.register(changed, replace=True)
     new = zoo.path("tiny-emoji-judge", root=tmp_path)
-    assert new != old and not old.exists() and new.is_dir()
+    assert new != old and old.is_dir() and new.is_dir()  # another checkout may still use `old`
     err = capsys.readouterr().err
-    assert "stale" in err
+    assert "other builds kept" in err and old.name in err
+    assert cache.prune([zoo.get("tiny-emoji-judge")], root=tmp_path) == [old]
+    assert not old.exists() and new.is_dir() and cache.built(changed, tmp_path) == new
     assert "zoo tiny-emoji-judge: step 2/2 (100%), loss" in err and " ETA " in err  # progress lines
 
 

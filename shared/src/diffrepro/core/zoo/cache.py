@@ -8,8 +8,10 @@ identity, the SHA-256 and size of every file, the card's facts). It is complete 
 - builders of the same entry take an exclusive lock (``.<name>-<key>.lock``, ``fcntl.flock``),
   and whoever gets it second finds the first one's result and does not build again;
 - a folder whose ``zoo.json`` is missing or does not match its files (a partial copy, an edited
-  or truncated file) is corrupt, and folders of the same name with another key are stale: both
-  are reported in one line and replaced by a fresh build.
+  or truncated file) is corrupt: it is reported in one line and replaced by a fresh build;
+- folders of the same name with another key (built by another checkout or an older version)
+  are kept, so that two checkouts sharing one cache never delete each other's models; a build
+  says they exist, and ``diffrepro zoo prune`` (:func:`prune`) removes them.
 """
 
 from __future__ import annotations
@@ -88,9 +90,9 @@ def ensure_built(
             return folder  # another process built it while we waited
         if why != "not built":
             _notice(f"{entry.name}: cached build at {folder} is unusable ({why}); rebuilding")
-        for stale in _stale_folders(entry, root):
-            _notice(f"{entry.name}: removing stale build {stale.name} (config or recipe changed)")
-            shutil.rmtree(stale, ignore_errors=True)
+        if others := _other_builds(entry, root):
+            names = ", ".join(p.name for p in others)
+            _notice(f"{entry.name}: other builds kept ({names}); `diffrepro zoo prune` drops them")
         for orphan in root.glob(f".{folder.name}.tmp-*"):  # interrupted builds (we hold the lock)
             shutil.rmtree(orphan, ignore_errors=True)
         tmp = root / f".{folder.name}.tmp-{os.getpid()}"
@@ -151,7 +153,20 @@ def record_quality(entry: ZooEntry, folder: Path, quality: dict[str, Any]) -> Pa
     return write_card(entry, folder, read_manifest(folder))
 
 
-def _stale_folders(entry: ZooEntry, root: Path) -> list[Path]:
+def prune(entries: list[ZooEntry], root: Path | None = None) -> list[Path]:
+    """Remove the builds of ``entries`` whose key is not the current one; returns them."""
+    root = root or zoo_root()
+    removed = []
+    for entry in entries:
+        for other in _other_builds(entry, root):
+            with _lock(root / f".{other.name}.lock"):
+                shutil.rmtree(other, ignore_errors=True)
+            (root / f".{other.name}.lock").unlink(missing_ok=True)
+            removed.append(other)
+    return removed
+
+
+def _other_builds(entry: ZooEntry, root: Path) -> list[Path]:
     current = entry_folder(entry, root).name
     prefix = f"{entry.name}-"
     return [

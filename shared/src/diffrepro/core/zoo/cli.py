@@ -1,11 +1,11 @@
-"""``diffrepro zoo list | build [NAME...] | path NAME | card NAME``."""
+"""``diffrepro zoo list | build [NAME...] | prune [NAME...] | path NAME | card NAME``."""
 
 from __future__ import annotations
 
 import argparse
 
 from diffrepro.core.zoo import card, entries, get, path
-from diffrepro.core.zoo.cache import built, ensure_built
+from diffrepro.core.zoo.cache import built, ensure_built, prune
 
 
 def add_zoo_command(commands: argparse._SubParsersAction) -> None:
@@ -18,6 +18,9 @@ def add_zoo_command(commands: argparse._SubParsersAction) -> None:
     build.add_argument("--force", action="store_true", help="rebuild even if cached")
     build.add_argument("--device", default="cpu", help="device to train on (default cpu)")
     build.set_defaults(func=_build)
+    prune = verbs.add_parser("prune", help="remove builds whose config or recipe is outdated")
+    prune.add_argument("names", nargs="*", metavar="NAME")
+    prune.set_defaults(func=_prune)
     for verb, func, text in (
         ("path", _path, "print the folder of a built entry"),
         ("card", _card, "print the card of a built entry"),
@@ -38,6 +41,15 @@ def _build(args: argparse.Namespace) -> None:
     chosen = [get(n) for n in names]  # unknown names fail before anything is built
     for entry in chosen:
         print(ensure_built(entry, device=args.device, force=args.force))
+
+
+def _prune(args: argparse.Namespace) -> None:
+    names = args.names or sorted(entries())
+    removed = prune([get(n) for n in names])
+    for folder in removed:
+        print(f"removed {folder}")
+    if not removed:
+        print("nothing to prune: every build is current")
 
 
 def _path(args: argparse.Namespace) -> None:

@@ -53,9 +53,9 @@ class JudgeConfig:
 
 @dataclasses.dataclass(frozen=True)
 class JudgeRecipe:
-    steps: int = 300
+    steps: int = 3000
     batch_size: int = 64
-    lr: float = 2e-3
+    lr: float = 3e-3
     weight_decay: float = 1e-4
     seed: int = 0
     max_shift: float = 0.12  # of the image size
@@ -224,6 +224,8 @@ def build_judge(entry: ZooEntry, ctx: BuildContext) -> dict:
         batch_size=recipe.batch_size,
         lr=recipe.lr,
         weight_decay=recipe.weight_decay,
+        lr_decay="cosine",
+        channels_last=True,
         warmup_steps=min(100, recipe.steps),
         ema_decay=None,
         checkpoint_every=recipe.steps,

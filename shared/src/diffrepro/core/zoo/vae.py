@@ -31,7 +31,7 @@ VAE_CONFIG = AutoencoderKLConfig(
     up_block_types=("UpDecoderBlock2D",) * 3,
     layers_per_block=1,
     latent_channels=4,
-    norm_num_groups=16,
+    norm_num_groups=8,  # 16 groups would normalise each 16-wide channel alone and wash out colour
     sample_size=32,
     scaling_factor=1.0,  # replaced by the measured factor
 )
@@ -40,10 +40,11 @@ VAE_CONFIG = AutoencoderKLConfig(
 @dataclasses.dataclass(frozen=True)
 class VAERecipe:
     image_size: int = 32
-    steps: int = 250
+    steps: int = 2500
     batch_size: int = 16
-    lr: float = 2e-3
+    lr: float = 5e-3
     kl_weight: float = 1e-6
+    init_logvar: float = -6.0  # posterior log-variance at step 0 (latents start nearly noise-free)
     seed: int = 0
 
 
@@ -57,6 +58,14 @@ def vae_loss(kl_weight: float):
         return rec + kl_weight * kl.sum(dim=(1, 2, 3)).mean()
 
     return loss_fn
+
+
+@torch.no_grad()
+def init_posterior_logvar(vae: AutoencoderKL, value: float) -> None:
+    """Start the posterior's log-variance at ``value`` (the bias of its quant_conv half)."""
+    if vae.quant_conv is None:
+        raise ValueError("init_logvar needs an AutoencoderKL with a quant_conv")
+    vae.quant_conv.bias[vae.config.latent_channels :] = value
 
 
 @torch.no_grad()
@@ -77,10 +86,13 @@ def build_vae(entry: ZooEntry, ctx: BuildContext) -> dict:
     held_x, _ = images(recipe.image_size, "heldout")
     torch.manual_seed(recipe.seed)
     vae = AutoencoderKL(entry.config)
+    init_posterior_logvar(vae, recipe.init_logvar)
     config = TrainConfig(
         steps=recipe.steps,
         batch_size=recipe.batch_size,
         lr=recipe.lr,
+        lr_decay="cosine",
+        channels_last=True,
         warmup_steps=min(100, recipe.steps),
         ema_decay=None,
         checkpoint_every=recipe.steps,
@@ -116,11 +128,12 @@ def open_vae(folder: Path, device: str = "cpu") -> AutoencoderKL:
 CARD_TEXT = """
 ## Honest limits
 
-A small autoencoder (factor 4) trained without perceptual or adversarial losses, for only 250
-steps (91 s on the shared 2-core machine, 0.36 s/step): reconstructions are blurry (about
-15.5 dB PSNR against the 26 dB target). The recipe was cut to fit a crowded machine; at the
-measured speed a 15-minute budget allows about 2,400 steps, which is what the target needs
-(untested). It only knows emoji on white.
+A small autoencoder (factor 4, 4 latent channels) trained with L1 + MSE and a tiny KL term,
+without the perceptual and adversarial losses of the LDM recipe (they need pretrained
+networks): reconstructions are softer than the renders, fine outlines blur first, and PSNR
+(tables above) stays below the 26 dB the issue asked for. What would close the gap, untested
+here: several times more steps, a wider first level, or 8 latent channels. It only knows emoji
+on white.
 """
 
 
