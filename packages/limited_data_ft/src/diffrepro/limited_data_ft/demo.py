@@ -69,7 +69,7 @@ class DemoSettings:
 
 FULL = DemoSettings(ft=PRESETS["demo"])
 QUICK = DemoSettings(
-    ft=dataclasses.replace(PRESETS["tiny"], steps=4, num_samples=4, sample_steps=2),
+    ft=dataclasses.replace(PRESETS["tiny"], steps=2, num_samples=4, sample_steps=2),
     shots=(4, 8),
     reserve=8,
     seeds=3,
