@@ -200,3 +200,33 @@ def test_clips_are_cut_within_each_recording():
         assert len(np.unique(clip_p)) == 1 and len(np.unique(clip_s)) == 1
     with pytest.raises(ValueError, match="no recording holds one 60-frame clip"):
         training_clips(utterances, 60, 10, UPPER_BODY, mirror=False)
+
+
+# --- K samples per frame stay with their own sequence --------------------------------------------
+
+
+class _Oracle(DiffMotion):
+    """A denoiser whose x0 estimate is exactly the first ``pose_dim`` LSTM outputs, so every
+    sample of a frame is that value and any mixing of sequences shows in the output."""
+
+    def denoise(self, x, step, h):
+        abar = torch.as_tensor(self.schedule.alphas_cumprod, dtype=x.dtype)[step][:, None, None]
+        x0 = h[:, None, : x.shape[-1]]
+        return (x - abar.sqrt() * x0) / (1 - abar).sqrt()
+
+
+def test_samples_per_frame_are_grouped_by_their_own_sequence():
+    from diffrepro.diffmotion.config import SamplingConfig
+    from diffrepro.diffmotion.generate import generate
+
+    m = TINY.model
+    torch.manual_seed(0)
+    model = _Oracle(m).eval()
+    speech = torch.stack([torch.full((6, m.audio_dim), -2.0), torch.full((6, m.audio_dim), 2.0)])
+    single = generate(model, speech, SamplingConfig(), generator=torch.Generator().manual_seed(0))
+    median = generate(
+        model, speech, SamplingConfig(samples_per_frame=3, reduce="median"),
+        generator=torch.Generator().manual_seed(1),
+    )  # fmt: skip
+    assert not torch.allclose(single[0], single[1], atol=1e-3)  # the sequences differ
+    torch.testing.assert_close(median, single, atol=1e-5, rtol=1e-5)
