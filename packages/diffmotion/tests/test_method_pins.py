@@ -206,12 +206,12 @@ def test_clips_are_cut_within_each_recording():
 
 
 class _Oracle(DiffMotion):
-    """A denoiser whose x0 estimate is exactly the first ``pose_dim`` LSTM outputs, so every
-    sample of a frame is that value and any mixing of sequences shows in the output."""
+    """A denoiser whose x0 estimate is exactly the LSTM output (tiled to the pose length), so
+    every sample of a frame is that value and any mixing of sequences shows in the output."""
 
     def denoise(self, x, step, h):
-        abar = torch.as_tensor(self.schedule.alphas_cumprod, dtype=x.dtype)[step][:, None, None]
-        x0 = h[:, None, : x.shape[-1]]
+        abar = torch.tensor(self.schedule.alphas_cumprod, dtype=x.dtype)[step][:, None, None]
+        x0 = torch.cat([h, h], dim=-1)[:, None, : x.shape[-1]]
         return (x - abar.sqrt() * x0) / (1 - abar).sqrt()
 
 
