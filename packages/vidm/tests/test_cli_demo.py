@@ -95,6 +95,7 @@ def test_help_examples_work_and_train_does_not_offer_checkpoint(tmp_path, capsys
     assert "--checkpoint" not in text and "--set train.steps=100" in text
     argv = ["train", "--stage", "content", "--preset", "tiny", "--out", str(tmp_path)]
     assert main([*argv, "--set", "train.steps=1", "--set", "motion.num_frames=16"]) == 0
+    capsys.readouterr()  # the training run's progress lines
     assert main([*argv, "--checkpoint", str(tmp_path)]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
 

@@ -107,7 +107,8 @@ def _train(args: argparse.Namespace) -> None:
 
     if args.checkpoint is not None:
         raise ValueError(
-            "train resumes from its --out folder by itself; --checkpoint is for `vidm sample`"
+            f"--checkpoint {args.checkpoint}: train does not load weights; it resumes from its "
+            "--out folder by itself (--checkpoint is for `vidm sample`)"
         )
     cfg = _config(args)
     device = resolve_device(args.device)
