@@ -1,3 +1,5 @@
+import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
@@ -7,7 +9,7 @@ from diffrepro.diffmotion.audio import write_wav
 from diffrepro.diffmotion.bvh import Joint, Skeleton, read_bvh
 from diffrepro.diffmotion.cli import main
 from diffrepro.diffmotion.paper import PAPER
-from diffrepro.diffmotion.skeleton import upper_body_skeleton
+from diffrepro.diffmotion.skeleton import UPPER_BODY, upper_body_skeleton
 from diffrepro.diffmotion.speech import prosody_signal
 
 CITATION = Path(__file__).resolve().parents[1] / "CITATION.bib"
@@ -135,3 +137,35 @@ def test_bad_input_is_one_clear_error_line(tmp_path, checkpoint, capsys):
     code = main(["sample", "--audio", audio, "--out", "x.bvh", "--checkpoint", str(empty)])
     assert code == 2
     assert "no training checkpoint in" in capsys.readouterr().err
+
+
+def test_train_writes_its_config_beside_the_checkpoints(checkpoint):
+    from diffrepro.core.config import config_to_dict
+    from diffrepro.diffmotion.config import PRESETS
+
+    expected = config_to_dict(dataclasses.replace(PRESETS["tiny"], steps=2))
+    assert json.loads((checkpoint / "config.json").read_text()) == expected
+    for folder in (checkpoint / "checkpoints").glob("step_*"):
+        assert json.loads((folder / "config.json").read_text()) == expected
+
+
+def test_train_rejects_a_checkpoint_in_one_line_and_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["train", "--preset", "tiny", "--checkpoint", "/nonexistent", "--out", str(out)])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--checkpoint /nonexistent" in err
+    assert not out.exists()
+    main(["train", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    assert "--checkpoint" not in help_text and "--set steps=2000" in help_text
+
+
+def test_synthetic_training_data_is_identical_run_to_run():
+    from diffrepro.diffmotion.data import synthetic_utterances, training_clips
+
+    runs = [synthetic_utterances(2, 5, UPPER_BODY) for _ in range(2)]
+    for a, b in zip(*runs):
+        assert np.array_equal(a.audio, b.audio) and np.array_equal(a.poses, b.poses)
+    clips = [training_clips(r, 20, 10, UPPER_BODY, mirror=True) for r in runs]
+    assert all(np.array_equal(x, y) for x, y in zip(clips[0], clips[1]))

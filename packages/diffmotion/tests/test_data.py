@@ -16,7 +16,11 @@ from diffrepro.diffmotion.skeleton import UPPER_BODY, upper_body_skeleton
 
 @pytest.fixture(scope="module")
 def utterances():
-    return synthetic_utterances(3, 0, UPPER_BODY, use_espeak=False)
+    return synthetic_utterances(
+        3,
+        0,
+        UPPER_BODY,
+    )
 
 
 def test_synthetic_utterances_are_frame_aligned(utterances):

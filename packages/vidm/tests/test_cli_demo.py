@@ -74,6 +74,30 @@ def test_train_both_stages_then_sample_from_scratch_and_from_a_first_frame(tmp_p
     )
     assert Image.open(out / "frames.png").size == (17, 8)
     assert "videos of" in capsys.readouterr().out
+    bad = tmp_path / "bad"
+    for flags in (
+        ["--frames", "0"],
+        ["--num", "0"],
+        ["--set", "generation.frames=0"],
+        ["--set", "generation.num_videos=0"],
+        ["--frames", "-2"],
+    ):
+        code = main(["sample", "--checkpoint", str(run), "--out", str(bad), *flags])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and len(err.splitlines()) == 1, flags
+        assert "frames" in err or "num" in err, flags
+    assert not bad.exists()  # zero is an error, never replaced by the default
+
+
+def test_help_examples_work_and_train_does_not_offer_checkpoint(tmp_path, capsys):
+    main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    assert "--checkpoint" not in text and "--set train.steps=100" in text
+    argv = ["train", "--stage", "content", "--preset", "tiny", "--out", str(tmp_path)]
+    assert main([*argv, "--set", "train.steps=1", "--set", "motion.num_frames=16"]) == 0
+    capsys.readouterr()  # the training run's progress lines
+    assert main([*argv, "--checkpoint", str(tmp_path)]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
 
 
 def test_demo_quick_writes_the_report_figures_and_metrics(tmp_path):
@@ -83,6 +107,9 @@ def test_demo_quick_writes_the_report_figures_and_metrics(tmp_path):
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert len(metrics["posgn"]["mse_per_frame"]) == 3
     assert metrics["repeat_first_frame"]["mse"] > 0
+    probe = metrics["probe"]["posgn"]
+    assert set(probe) == {"real", "shuffled_first", "zero_flow", "copy_first", "copy_previous"}
+    assert "Conditioning probe" in result.report.read_text()
     assert "Paper vs ours" in result.report.read_text() and result.headline
     assert any((tmp_path / "tb").iterdir())
 

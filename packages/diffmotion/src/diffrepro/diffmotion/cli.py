@@ -18,6 +18,7 @@ from diffrepro.core.cli import (
 )
 
 from .paper import PAPER
+from .speech import SOURCES
 
 TRAIN_DIR = Path("runs/diffmotion/train")
 
@@ -26,6 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser, commands = paper_parser(PAPER)
     train = commands.add_parser("train", help="train on BVH + WAV pairs or the synthetic set")
     add_common_args(train)
+    set_help(train, "overrides", "override one config field (repeatable, e.g. --set steps=2000)")
+    set_help(train, "checkpoint", argparse.SUPPRESS)  # rejected: train resumes from --out
     train.add_argument(
         "--data",
         type=Path,
@@ -37,6 +40,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=positive_int,
         default=40,
         help="synthetic utterances to make when --data is not given (default 40)",
+    )
+    train.add_argument(
+        "--speech",
+        choices=SOURCES,
+        default="prosody",
+        help="synthetic speech when --data is not given: the fixed-seed prosody generator "
+        "(default, bit-reproducible) or espeak-ng (the [demo] extra; each utterance is "
+        "synthesised once and cached)",
     )
     train.set_defaults(func=_train)
     sample = commands.add_parser("sample", help="generate a gesture BVH for a speech WAV")
@@ -70,6 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def set_help(parser: argparse.ArgumentParser, dest: str, text: str) -> None:
+    """Replace the help text of the option stored in ``dest`` (core's common flags)."""
+    for action in parser._actions:
+        if action.dest == dest:
+            action.help = text
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     return run(build_parser(), argv)
 
@@ -80,9 +98,13 @@ def _train(args: argparse.Namespace) -> None:
 
     from .config import PRESETS
     from .data import folder_utterances, synthetic_utterances, training_clips
-    from .speech import espeak_available
     from .train import train_model
 
+    if args.checkpoint is not None:
+        raise ValueError(
+            f"--checkpoint {args.checkpoint}: train does not load weights; it resumes from its "
+            "--out folder (use --checkpoint with `diffmotion sample`)"
+        )
     cfg = apply_overrides(select_preset(PRESETS, args.preset), args.overrides)
     device = resolve_device(args.device)
     with single_threaded_on_cpu("cpu"):  # feature extraction: small torch operations
@@ -90,12 +112,12 @@ def _train(args: argparse.Namespace) -> None:
             utterances = folder_utterances(args.data, cfg.joints, cfg.fps)
         else:
             utterances = synthetic_utterances(
-                args.utterances, args.seed, cfg.joints, use_espeak=espeak_available(), fps=cfg.fps
+                args.utterances, args.seed, cfg.joints, speech_source=args.speech, fps=cfg.fps
             )
     poses, speech = training_clips(
         utterances, cfg.clip_frames, cfg.clip_hop, cfg.joints, mirror=cfg.mirror
     )
-    out = args.out or TRAIN_DIR
+    out = args.out if args.out is not None else TRAIN_DIR
     _, result = train_model(cfg, poses, speech, out, seed=args.seed, device=device)
     loss = f"final loss {result.losses[-1]:.4f}; " if result.losses else ""
     print(f"{loss}step {result.step}; checkpoint: {result.checkpoint}")

@@ -3,7 +3,7 @@
 An :class:`Utterance` holds speech features and pose features at 20 fps, frame aligned
 (``frames = samples // hop + 1``, the centred STFT count; the motion is trimmed or padded with
 its last frame to match). Training clips are windows of ``clip_frames`` with hop ``clip_hop``
-over each recording, plus left-right mirrored copies.
+cut within each recording (never across two), plus left-right mirrored copies.
 """
 
 from __future__ import annotations
@@ -42,13 +42,14 @@ def align(speech: np.ndarray, poses: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 
 def synthetic_utterances(
-    count: int, seed: int, joints: Sequence[str], *, use_espeak: bool, fps: int = 20
+    count: int, seed: int, joints: Sequence[str], *, speech_source: str = "prosody", fps: int = 20
 ) -> list[Utterance]:
-    """``count`` synthetic utterances: offline speech and gestures generated to follow it."""
+    """``count`` synthetic utterances: offline speech (``speech_source``: "prosody" or "espeak", see
+    :mod:`diffrepro.diffmotion.speech`) and gestures generated to follow it."""
     rng = np.random.default_rng(seed)
     out = []
     for index in range(count):
-        audio, rate = synthesize(index, rng, use_espeak)
+        audio, rate = synthesize(index, rng, speech_source)
         speech = speech_features(audio, rate, MelConfig(fps=fps))
         frames_60 = speech.shape[0] * (MOTION_FPS // fps)
         motion = gesture_motion(audio, rate, frames_60, rng)
@@ -88,17 +89,22 @@ def training_clips(
     *,
     mirror: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Windows ``(poses (N, clip, D), speech (N, clip, A))`` over the concatenated recordings."""
-    poses = np.concatenate([u.poses for u in utterances])
-    speech = np.concatenate([u.speech for u in utterances])
-    if poses.shape[0] < clip_frames:
+    """Windows ``(poses (N, clip, D), speech (N, clip, A))`` cut within each recording (a clip
+    never spans two recordings: the seam between them is not motion), plus mirrored copies.
+    A recording shorter than one clip gives no window."""
+    pose_clips, speech_clips = [], []
+    for utterance in utterances:
+        frames = utterance.poses.shape[0]
+        for start in range(0, frames - clip_frames + 1, clip_hop):
+            pose_clips.append(utterance.poses[start : start + clip_frames])
+            speech_clips.append(utterance.speech[start : start + clip_frames])
+    if not pose_clips:
+        longest = max((u.poses.shape[0] for u in utterances), default=0)
         raise ValueError(
-            f"{poses.shape[0]} frames of data are fewer than one {clip_frames}-frame clip"
+            f"no recording holds one {clip_frames}-frame clip (the longest has {longest} frames)"
         )
-    starts = range(0, poses.shape[0] - clip_frames + 1, clip_hop)
-    pose_clips = np.stack([poses[s : s + clip_frames] for s in starts])
-    speech_clips = np.stack([speech[s : s + clip_frames] for s in starts])
+    poses, speech = np.stack(pose_clips), np.stack(speech_clips)
     if mirror:
-        pose_clips = np.concatenate([pose_clips, mirror_poses(pose_clips, joints)])
-        speech_clips = np.concatenate([speech_clips, speech_clips])
-    return pose_clips.astype(np.float32), speech_clips.astype(np.float32)
+        poses = np.concatenate([poses, mirror_poses(poses, joints)])
+        speech = np.concatenate([speech, speech])
+    return poses.astype(np.float32), speech.astype(np.float32)

@@ -35,19 +35,21 @@ from .pipeline import poses_for_speech
 from .poses import poses_to_motion
 from .render import line_plot_png, stick_figure_gif
 from .skeleton import upper_body_skeleton
-from .speech import espeak_available
 from .train import load_model, train_model
 
-FALLBACK_NOTE = (
-    "espeakng-loader is not installed (pip install 'diffrepro-diffmotion[demo]'), so the speech is "
-    "the documented prosody-like stand-in signal, not synthesised words"
+SPEECH_NOTE = (
+    "the fixed-seed prosody-like stand-in of `diffrepro.diffmotion.speech` (harmonic voice with "
+    "syllable rhythm, stress, pitch accents and pauses; speech-like in energy and rhythm, not "
+    "words), so every run with the same seed is bit-identical"
 )
+NUM_SEEDS = 3
 
 
 @dataclasses.dataclass(frozen=True)
 class DemoScale:
     train_utterances: int
     test_utterances: int
+    seeds: int  # independent data sets and training runs; the headline is mean +- sd
     copies: int  # samples per held-out utterance (diversity)
     max_test_frames: int | None
     median_of: int  # K of the official-style median-of-K comparison
@@ -57,8 +59,10 @@ class DemoScale:
 
 def _scale(quick: bool) -> DemoScale:
     if quick:
-        return DemoScale(2, 1, 2, 16, 2, 4, dataclasses.replace(PRESETS["tiny"], steps=10))
-    return DemoScale(40, 3, 3, None, 8, 20, PRESETS["demo"])
+        return DemoScale(
+            2, 2, NUM_SEEDS, 2, 16, 2, 4, dataclasses.replace(PRESETS["tiny"], steps=10)
+        )
+    return DemoScale(40, 3, NUM_SEEDS, 3, None, 8, 20, PRESETS["demo"])
 
 
 def cache_dir() -> Path:
@@ -79,7 +83,7 @@ def _trained_model(
     final weights are copied to ``out_dir/model.safetensors`` and the training logs to ``tb/``.
     The loss history survives a resume (the core saves it with every checkpoint)."""
     cfg = scale.config
-    run = (out_dir / "train" if quick else cache_dir()) / key
+    run = (out_dir / "train" if quick and out_dir is not None else cache_dir()) / key
     losses_file = run / "losses.json"
     cached = losses_file.is_file()
     if cached:
@@ -92,8 +96,9 @@ def _trained_model(
         model, result = train_model(cfg, poses, speech, run, seed=seed, device=device)
         losses = result.losses
         losses_file.write_text(json.dumps(losses))
-    shutil.copy2(latest_checkpoint(run) / "model.safetensors", out_dir / "model.safetensors")
-    shutil.copytree(run / "tb", out_dir / "tb" / "train", dirs_exist_ok=True)
+    if out_dir is not None:
+        shutil.copy2(latest_checkpoint(run) / "model.safetensors", out_dir / "model.safetensors")
+        shutil.copytree(run / "tb", out_dir / "tb" / "train", dirs_exist_ok=True)
     return model, losses, cached
 
 
@@ -108,82 +113,101 @@ def _demo(out_dir: Path, device: str, seed: int, quick: bool) -> DemoResult:
     start = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    seed_everything(seed)
     torch_device = resolve_device(device)
     scale = _scale(quick)
     cfg = scale.config
-    use_espeak = espeak_available()
-    if not use_espeak:
-        print(f"note: {FALLBACK_NOTE}")
-    utterances = synthetic_utterances(
-        scale.train_utterances + scale.test_utterances, seed, cfg.joints, use_espeak=use_espeak
-    )
-    train_set, test_set = utterances[: scale.train_utterances], utterances[scale.train_utterances :]
-    key_source = json.dumps(
-        [config_to_dict(cfg), seed, use_espeak, scale.train_utterances], sort_keys=True
-    )
-    key = hashlib.sha256(key_source.encode()).hexdigest()[:16]
-    model, losses, cached = _trained_model(
-        scale, train_set, seed, key, out_dir, torch_device, quick
-    )
     save_config(cfg, out_dir / "config.json")
-    train_seconds = time.perf_counter() - start
-
-    skeleton = upper_body_skeleton()
-    rows, first = [], None
-    for index, utterance in enumerate(test_set):
-        speech = utterance.speech[: scale.max_test_frames]
-        truth = utterance.poses[: scale.max_test_frames]
-        generated = poses_for_speech(
-            model, speech, cfg.sampling, seed=seed + index, copies=scale.copies
-        )
-        median = poses_for_speech(
-            model, speech, dataclasses.replace(cfg.sampling, samples_per_frame=scale.median_of,
-                                               reduce="median"),
-            seed=seed + index, copies=scale.copies,
-        )  # fmt: skip
-        row = _evaluate(speech, truth, generated, skeleton, cfg, scale.burn_in)
-        median_row = _evaluate(speech, truth, median, skeleton, cfg, scale.burn_in)
-        rows.append(row | {f"{k}_median": v for k, v in median_row.items() if k.endswith("_ours")})
-        write_bvh(
-            poses_to_motion(truth, skeleton, cfg.joints, cfg.fps),
-            out_dir / f"{utterance.name}_truth.bvh",
-        )
-        write_bvh(
-            poses_to_motion(generated[0], skeleton, cfg.joints, cfg.fps),
-            out_dir / f"{utterance.name}_ours.bvh",
-        )
-        write_wav(out_dir / f"{utterance.name}.wav", utterance.audio, utterance.sample_rate)
-        if first is None:
-            first = (utterance, speech, truth, generated, median)
-    metrics = _summarise(rows)
+    runs = []
+    for k in range(scale.seeds):
+        run_seed = seed + k
+        runs.append(_seed_run(scale, run_seed, out_dir, torch_device, quick, write=k == 0))
+    metrics = _summarise([run["metrics"] for run in runs])
     metrics.update(
+        seeds=[seed + k for k in range(scale.seeds)],
+        per_seed=[run["metrics"] for run in runs],
         train_steps=cfg.steps,
-        final_loss=float(np.mean(losses[-50:])),
-        initial_loss=float(np.mean(losses[:10])),
-        speech_source="espeak-ng (espeakng-loader)" if use_espeak else "prosody-like stand-in",
+        speech_source="prosody (fixed-seed stand-in)",
         train_utterances=scale.train_utterances,
         test_utterances=scale.test_utterances,
-        model_cached=cached,
+        model_cached=[run["cached"] for run in runs],
         seconds=time.perf_counter() - start,
-        train_seconds=train_seconds,
         sampling=config_to_dict(cfg.sampling),
         median_of=scale.median_of,
         burn_in_frames=scale.burn_in,
     )
-    _figures(out_dir, first, losses, skeleton, cfg)
+    first = runs[0]
+    _figures(out_dir, first["example"], first["losses"], upper_body_skeleton(), cfg)
     _tensorboard(out_dir, metrics)
     write_metrics(out_dir, metrics)
     headline = _headline(metrics)
-    report = _report(out_dir, metrics, headline, cfg, quick, use_espeak)
+    report = _report(out_dir, metrics, headline, cfg, quick)
     return DemoResult(report, headline, metrics)
 
 
-def _evaluate(speech, truth, generated, skeleton, cfg, burn_in: int) -> dict[str, float]:
+def _seed_run(
+    scale: DemoScale, seed: int, out_dir: Path, device: torch.device, quick: bool, write: bool
+) -> dict:
+    """One data set, training run and evaluation for ``seed``; ``write``: also keep its model,
+    training logs, BVHs and WAVs in ``out_dir``."""
+    cfg = scale.config
+    seed_everything(seed)
+    utterances = synthetic_utterances(
+        scale.train_utterances + scale.test_utterances, seed, cfg.joints
+    )
+    train_set, test_set = utterances[: scale.train_utterances], utterances[scale.train_utterances :]
+    key_source = json.dumps(
+        [config_to_dict(cfg), seed, "prosody", scale.train_utterances], sort_keys=True
+    )
+    key = hashlib.sha256(key_source.encode()).hexdigest()[:16]
+    model, losses, cached = _trained_model(
+        scale, train_set, seed, key, out_dir if write else None, device, quick
+    )
+    skeleton = upper_body_skeleton()
+    rows, example = [], None
+    for index, utterance in enumerate(test_set):
+        speech = utterance.speech[: scale.max_test_frames]
+        truth = utterance.poses[: scale.max_test_frames]
+        generated = poses_for_speech(
+            model, speech, cfg.sampling, seed=seed * 1000 + index, copies=scale.copies
+        )
+        median = poses_for_speech(
+            model, speech, dataclasses.replace(cfg.sampling, samples_per_frame=scale.median_of,
+                                               reduce="median"),
+            seed=seed * 1000 + index, copies=scale.copies,
+        )  # fmt: skip
+        other = test_set[(index + 1) % len(test_set)].speech
+        row = _evaluate(speech, truth, generated, skeleton, cfg, scale.burn_in, other)
+        median_row = _evaluate(speech, truth, median, skeleton, cfg, scale.burn_in, other)
+        rows.append(row | {f"{k}_median": v for k, v in median_row.items() if k.endswith("_ours")})
+        if write:
+            _write_clip(out_dir, utterance, truth, generated[0], skeleton, cfg)
+        if example is None:
+            example = (utterance, speech, truth, generated, median)
+    result = _summarise(rows)["mean"]
+    result.update(final_loss=float(np.mean(losses[-50:])), initial_loss=float(np.mean(losses[:10])))
+    return {"metrics": result, "losses": losses, "cached": cached, "example": example}
+
+
+def _write_clip(out_dir, utterance, truth, generated, skeleton, cfg) -> None:
+    write_bvh(
+        poses_to_motion(truth, skeleton, cfg.joints, cfg.fps),
+        out_dir / f"{utterance.name}_truth.bvh",
+    )
+    write_bvh(
+        poses_to_motion(generated, skeleton, cfg.joints, cfg.fps),
+        out_dir / f"{utterance.name}_ours.bvh",
+    )
+    write_wav(out_dir / f"{utterance.name}.wav", utterance.audio, utterance.sample_rate)
+
+
+def _evaluate(speech, truth, generated, skeleton, cfg, burn_in: int, other) -> dict[str, float]:
     """Metrics over frames ``burn_in:`` (generation starts from the mean-pose seed, a known
-    train/test mismatch); the hand speed during the burn-in is reported on its own."""
+    train/test mismatch); the hand speed during the burn-in is reported on its own.
+    ``other``: the speech of a different utterance, the control for the speech coupling (our
+    motion against speech it was not generated for)."""
     fps = cfg.fps
     energy = speech_energy(speech)[burn_in + 1 :]
+    other_energy = speech_energy(other)[burn_in + 1 :]
     truth_pos = positions(truth, skeleton, cfg.joints, fps)
     ours_pos = [positions(g, skeleton, cfg.joints, fps) for g in generated]
     start_speed = [
@@ -196,6 +220,10 @@ def _evaluate(speech, truth, generated, skeleton, cfg, burn_in: int) -> dict[str
         "corr_ours": float(np.mean([
             speed_energy_correlation(hand_speed(p, skeleton, fps), energy, fps) for p in ours_pos
         ])),
+        "corr_ours_other_speech": float(np.mean([
+            speed_energy_correlation(hand_speed(p, skeleton, fps), other_energy, fps)
+            for p in ours_pos
+        ])),
         **{f"{k}_truth": v for k, v in truth_kin.items()},
         **{f"{k}_ours": v for k, v in ours_kin.items()},
         "diversity_ours": diversity(np.stack(ours_pos)),
@@ -204,8 +232,16 @@ def _evaluate(speech, truth, generated, skeleton, cfg, burn_in: int) -> dict[str
     }  # fmt: skip
 
 
-def _summarise(rows: list[dict[str, float]]) -> dict[str, float]:
-    return {key: float(np.mean([r[key] for r in rows])) for key in rows[0]}
+def _summarise(rows: list[dict[str, float]]) -> dict[str, dict[str, float]]:
+    """``{"mean": {key: ...}, "sd": {key: ...}}`` over ``rows`` (sd with ddof 1; 0 for one row)."""
+    values = {key: np.array([r[key] for r in rows], dtype=np.float64) for key in rows[0]}
+    for key, v in values.items():
+        if not np.isfinite(v).all():
+            raise ValueError(f"demo metric {key} is not finite: {v.tolist()}")
+    return {
+        "mean": {k: float(v.mean()) for k, v in values.items()},
+        "sd": {k: float(v.std(ddof=1)) if len(v) > 1 else 0.0 for k, v in values.items()},
+    }
 
 
 def _figures(out_dir, first, losses, skeleton, cfg) -> None:
@@ -237,61 +273,76 @@ def _tensorboard(out_dir: Path, metrics: dict) -> None:
     from torch.utils.tensorboard import SummaryWriter
 
     with SummaryWriter(str(out_dir / "tb" / "demo")) as writer:
-        for key, value in metrics.items():
-            if isinstance(value, float):
-                writer.add_scalar(f"demo/{key}", value)
+        for key, value in metrics["mean"].items():
+            writer.add_scalar(f"demo/{key}", value)
+
+
+def _pm(m: dict, key: str, digits: int = 2) -> str:
+    """``mean +- sd`` of a metric over the seeds."""
+    return f"{m['mean'][key]:.{digits}f} ± {m['sd'][key]:.{digits}f}"
 
 
 def _headline(m: dict) -> tuple[Headline, ...]:
     unverified = "not verified"
-    k = m["median_of"]
+    k, n = m["median_of"], len(m["seeds"])
     return (
         Headline("hand speed-speech energy correlation", unverified,
-                 f"{m['corr_ours']:.2f} (median-of-{k} {m['corr_ours_median']:.2f}; "
-                 f"truth {m['corr_truth']:.2f})", "synthetic data; Pearson r"),
+                 f"{_pm(m, 'corr_ours')} (median-of-{k} {_pm(m, 'corr_ours_median')}; "
+                 f"other utterance's speech {_pm(m, 'corr_ours_other_speech')}; "
+                 f"truth {_pm(m, 'corr_truth')})", f"Pearson r, mean ± sd over {n} seeds"),
         Headline("mean acceleration, cm/s^2", unverified,
-                 f"{m['acceleration_ours']:.0f} "
-                 f"(median-of-{k} {m['acceleration_ours_median']:.0f}; "
-                 f"truth {m['acceleration_truth']:.0f})", "all joints, 20 fps"),
+                 f"{_pm(m, 'acceleration_ours', 0)} "
+                 f"(median-of-{k} {_pm(m, 'acceleration_ours_median', 0)}; "
+                 f"truth {_pm(m, 'acceleration_truth', 0)})", f"all joints, 20 fps; {n} seeds"),
         Headline("mean jerk, cm/s^3", unverified,
-                 f"{m['jerk_ours']:.0f} (median-of-{k} {m['jerk_ours_median']:.0f}; "
-                 f"truth {m['jerk_truth']:.0f})", "all joints, 20 fps"),
+                 f"{_pm(m, 'jerk_ours', 0)} (median-of-{k} {_pm(m, 'jerk_ours_median', 0)}; "
+                 f"truth {_pm(m, 'jerk_truth', 0)})", f"all joints, 20 fps; {n} seeds"),
         Headline("sample diversity, cm", unverified,
-                 f"{m['diversity_ours']:.2f} (median-of-{k} {m['diversity_ours_median']:.2f})",
-                 "mean pairwise joint distance, same speech"),
+                 f"{_pm(m, 'diversity_ours')} (median-of-{k} {_pm(m, 'diversity_ours_median')})",
+                 f"mean pairwise joint distance, same speech; {n} seeds"),
     )  # fmt: skip
 
 
 def _findings(m: dict) -> list[str]:
-    k, jitter = m["median_of"], m["jerk_ours"] / m["jerk_truth"]
-    coupled = m["corr_ours"] > 0.5 * m["corr_truth"] > 0
+    mean, k = m["mean"], m["median_of"]
+    jitter = mean["jerk_ours"] / mean["jerk_truth"]
+    margin = mean["corr_ours"] - mean["corr_ours_other_speech"]
+    coupled = margin > 2 * max(m["sd"]["corr_ours"], m["sd"]["corr_ours_other_speech"], 1e-9)
     return [
-        f"- Speech coupling: hand speed correlates with speech energy at r = {m['corr_ours']:.2f} "
-        f"for our samples against r = {m['corr_truth']:.2f} for the synthetic truth; "
-        + ("the model picks up the coupling." if coupled else
-           "at this scale the model does not reproduce the coupling."),
+        f"- Speech coupling: hand speed correlates with speech energy at r = {_pm(m, 'corr_ours')} "
+        f"for our samples, against r = {_pm(m, 'corr_ours_other_speech')} for the same samples "
+        "against another utterance's speech (the control) and r = "
+        f"{_pm(m, 'corr_truth')} for the synthetic truth; "
+        + ("the margin over the control is more than twice its sd: the model picks up the "
+           "coupling." if coupled else
+           "the margin over the control is within twice its sd: at this scale the coupling is "
+           "not shown to be learned."),
         f"- Smoothness: single samples have {jitter:.1f}x the jerk of the truth (frame-to-frame "
         "sampling noise, each frame being an independent draw from a small, briefly trained "
         f"model); the median of {k} samples per frame brings it to "
-        f"{m['jerk_ours_median'] / m['jerk_truth']:.1f}x.",
+        f"{mean['jerk_ours_median'] / mean['jerk_truth']:.1f}x.",
         f"- Start of a clip: over the first {m['burn_in_frames']} frames (left out of the other "
-        f"metrics) our hands move at {m['start_hand_speed_ours']:.0f} cm/s against "
-        f"{m['start_hand_speed_truth']:.0f} cm/s in the truth: generation starts from the "
-        "mean-pose seed and a zero LSTM state, which training never shows (a train/test "
-        "mismatch of the official sampler, kept for fidelity).",
-        f"- Diversity: samples for the same speech differ by {m['diversity_ours']:.2f} cm on "
-        f"average; the median of {k} cuts this to {m['diversity_ours_median']:.2f} cm, the "
+        f"metrics) our hands move at {mean['start_hand_speed_ours']:.0f} cm/s against "
+        f"{mean['start_hand_speed_truth']:.0f} cm/s in the truth. Generation starts from five "
+        "mean-pose (all-zero) previous poses; training starts every clip from a zero LSTM state "
+        "too, but always with real previous poses (data dropout zeroes all five slots of a row "
+        "with probability 0.2^5 = 0.03 %), so the all-mean-pose seed is what training almost "
+        "never shows (the official sampler's seed, kept for fidelity).",
+        f"- Diversity: samples for the same speech differ by {_pm(m, 'diversity_ours')} cm on "
+        f"average; the median of {k} cuts this to {_pm(m, 'diversity_ours_median')} cm, the "
         "collapse of diversity the official median-of-200 output implies.",
     ]  # fmt: skip
 
 
-def _report(out_dir, metrics, headline, cfg, quick, use_espeak) -> Path:
+def _report(out_dir, metrics, headline, cfg, quick) -> Path:
     m = cfg.model
-    speech = "spoken by espeak-ng from the espeakng-loader wheel" if use_espeak else FALLBACK_NOTE
+    speech = SPEECH_NOTE
+    seeds = ", ".join(str(s) for s in metrics["seeds"])
     lines = [
         "# DiffMotion reproduction (CPU scale)", "",
         "What was run: " + ("a seconds-long smoke test (`quick=True`). " if quick else "")
-        + f"{metrics['train_utterances']} synthetic utterances ({speech}) with procedural gestures "
+        + f"for each of the seeds {seeds}: a fresh data set of "
+        f"{metrics['train_utterances']} synthetic utterances ({speech}) with procedural gestures "
         "that follow the speech (beats on energy onsets, loudness-driven amplitude, idle sway) "
         "on a "
         "15-joint upper-body skeleton; a DiffMotion with an LSTM of "
@@ -303,7 +354,9 @@ def _report(out_dir, metrics, headline, cfg, quick, use_espeak) -> Path:
         f"{metrics['test_utterances']} held-out utterances generated frame by frame "
         f"({cfg.sampling.steps or m.diffusion_steps} sampling steps, "
         f"reduce={cfg.sampling.reduce}), and again with the official-style per-dimension median "
-        f"of {metrics['median_of']} samples per frame (the official code uses 200).",
+        f"of {metrics['median_of']} samples per frame (the official code uses 200). Clips are "
+        "cut within each utterance (never across two). Headline numbers are mean ± sd over the "
+        "seeds (each seed: its own data, training run and sampling noise).",
         "", "## Paper vs ours", "", markdown_table(headline), "",
         "The paper's tables were not available to us (only the abstract), so its numbers are not "
         "quoted; it trains on about 4 h of Trinity motion capture, which cannot be redistributed.",

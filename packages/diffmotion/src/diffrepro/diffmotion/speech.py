@@ -1,22 +1,34 @@
 """Offline speech for the embedded data set.
 
-``synthesize(text, rng)`` uses espeak-ng through the ``espeakng-loader`` wheel (the optional
-``diffrepro-diffmotion[demo]`` extra: a self-contained libespeak-ng, no network, no system
-package) when it is installed. Otherwise :func:`prosody_signal` makes a documented stand-in:
-phrases of syllables at 3-6 Hz with stress, a harmonic voice source (100-220 Hz fundamental
-with declination and pitch accents, a vowel-like spectral tilt), noise bursts for fricatives and
-pauses between phrases. It is speech-like in energy and rhythm, not intelligible.
+``synthesize(index, rng, source)`` makes utterance ``index``:
+
+- ``source="prosody"`` (the default of the demo and of ``diffmotion train`` without ``--data``):
+  :func:`prosody_signal`, a fixed-seed numpy generator, so the data set is bit-reproducible for
+  a seed: phrases of syllables at 3-6 Hz with stress, a harmonic voice source (100-220 Hz
+  fundamental with declination and pitch accents, a vowel-like spectral tilt), noise bursts for
+  fricatives and pauses between phrases. Speech-like in energy and rhythm, not intelligible.
+- ``source="espeak"``: espeak-ng through the ``espeakng-loader`` wheel (the optional
+  ``diffrepro-diffmotion[demo]`` extra: a self-contained libespeak-ng, no network). libespeak-ng
+  does not return identical audio for identical calls, so each (text, voice, rate, pitch,
+  library version) is synthesised once and cached as a WAV named by the hash of those settings
+  (:func:`espeak_cache_dir`); later runs read the cached WAV. Runs are reproducible once the
+  cache holds the utterances, not from an empty cache.
 """
 
 from __future__ import annotations
 
 import ctypes
+import hashlib
+import importlib.metadata
 import importlib.util
+import json
+import os
 from pathlib import Path
 
 import numpy as np
 
 SAMPLE_RATE = 16000
+SOURCES = ("prosody", "espeak")
 SENTENCES = (
     "So the thing is, we went there on a Tuesday, and nobody was around at all.",
     "I mean, it was really quite big, much bigger than I had ever expected.",
@@ -105,15 +117,44 @@ def prosody_signal(
     return (audio / max(1e-6, np.abs(audio).max()) * 0.8).astype(np.float32)
 
 
-def synthesize(index: int, rng: np.random.Generator, use_espeak: bool) -> tuple[np.ndarray, int]:
-    """Utterance ``index``: espeak-ng speech of a sentence (varied voice, rate and pitch, with
-    silence around it) when ``use_espeak``, else the prosody stand-in. Returns (audio, rate)."""
-    if not use_espeak:
+def espeak_cache_dir() -> Path:
+    """Where synthesised espeak-ng utterances are kept (``XDG_CACHE_HOME`` honoured)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "diffrepro" / "diffmotion" / "espeak"
+
+
+def cached_espeak(text: str, voice: str, rate: int, pitch: int) -> tuple[np.ndarray, int]:
+    """:func:`espeak_synthesize`, once per settings: the WAV is cached under their hash."""
+    from .audio import read_wav, write_wav
+
+    version = importlib.metadata.version("espeakng-loader")
+    key = json.dumps([text, voice, int(rate), int(pitch), version])
+    path = espeak_cache_dir() / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.wav"
+    if path.is_file():
+        return read_wav(path)
+    audio, sample_rate = espeak_synthesize(text, voice, rate, pitch)
+    temporary = path.with_suffix(f".tmp{os.getpid()}.wav")
+    write_wav(temporary, audio, sample_rate)
+    os.replace(temporary, path)  # atomic: a concurrent or killed run never sees half a file
+    return read_wav(path)  # the 16-bit audio every later run reads
+
+
+def synthesize(
+    index: int, rng: np.random.Generator, source: str = "prosody"
+) -> tuple[np.ndarray, int]:
+    """Utterance ``index``: the prosody stand-in (``source="prosody"``), or espeak-ng speech of
+    a sentence (varied voice, rate and pitch, silence around it). Returns (audio, rate)."""
+    if source not in SOURCES:
+        raise ValueError(f"unknown speech source {source!r}; expected one of {', '.join(SOURCES)}")
+    if source == "prosody":
         return prosody_signal(rng.uniform(4.0, 7.0), rng), SAMPLE_RATE
+    if not espeak_available():
+        raise ValueError(
+            "speech source 'espeak' needs the espeakng-loader wheel "
+            "(pip install 'diffrepro-diffmotion[demo]')"
+        )
     voice = str(rng.choice(["en-us", "en-us+f2", "en-us+m3", "en-gb", "en-us+f4"]))
     text = SENTENCES[index % len(SENTENCES)]
-    audio, rate = espeak_synthesize(
-        text, voice, int(rng.integers(130, 190)), int(rng.integers(30, 70))
-    )
+    audio, rate = cached_espeak(text, voice, int(rng.integers(130, 190)), int(rng.integers(30, 70)))
     gap = np.zeros(int(rng.uniform(0.2, 0.5) * rate), np.float32)
     return np.concatenate([gap, audio, gap]), rate

@@ -19,10 +19,12 @@ from torch import Tensor, nn
 from torch.utils.data import TensorDataset
 
 from diffrepro.core.checkpoints import load_checkpoint, load_state_dict
+from diffrepro.core.config import save_config
 from diffrepro.core.repro import seed_everything, single_threaded_on_cpu
 from diffrepro.core.train import (
     TrainConfig,
     TrainResult,
+    check_run_dir,
     latest_checkpoint,
     model_config_from_checkpoint,
     train,
@@ -108,8 +110,10 @@ def train_model(
     resume: bool = True,
 ) -> tuple[DiffMotion, TrainResult]:
     """Train (or resume) on raw clips ``poses (N, clip, D)`` / ``speech (N, clip, A)``; checkpoints
-    go to ``out_dir/checkpoints/``. Single-threaded on CPU
-    (:func:`diffrepro.core.repro.single_threaded_on_cpu`)."""
+    go to ``out_dir/checkpoints/``, each with the config as ``config.json`` beside it (and in
+    ``out_dir``). Single-threaded on CPU (:func:`diffrepro.core.repro.single_threaded_on_cpu`)."""
+    check_run_dir(out_dir, resume)  # a broken earlier run fails before anything is written
+    save_config(cfg, Path(out_dir) / "config.json")
     seed_everything(seed)
     stats = fit_statistics(poses, speech)
     model = build_model(cfg, *stats)
@@ -125,6 +129,8 @@ def train_model(
             resume=resume,
             device=device,
         )
+    for folder in sorted((Path(out_dir) / "checkpoints").glob("step_*")):
+        save_config(cfg, folder / "config.json")
     return model.eval(), result
 
 

@@ -29,17 +29,37 @@ from diffrepro.core.cli import (
 from diffrepro.vidm.paper import PAPER
 
 DEFAULT_RUN = Path("runs/vidm/train")
+SET_HELP = (
+    "override one config field (repeatable, e.g. --set train.steps=100 --set motion.num_frames=16)"
+)
+
+
+def _set_help(parser: argparse.ArgumentParser, dest: str, text: str) -> None:
+    """Replace the help text of the option stored in ``dest`` (core's common flags)."""
+    for action in parser._actions:
+        if action.dest == dest:
+            action.help = text
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser, commands = paper_parser(PAPER)
     train = commands.add_parser("train", help="train the content or the motion generator")
     add_common_args(train)
+    _set_help(train, "overrides", SET_HELP)
+    _set_help(train, "checkpoint", argparse.SUPPRESS)  # rejected: train resumes from --out
     train.add_argument("--stage", required=True, choices=("content", "motion"))
     _add_trust_flag(train)
     train.set_defaults(func=_train)
     sample = commands.add_parser("sample", help="generate videos frame by frame")
     add_common_args(sample)
+    _set_help(
+        sample,
+        "overrides",
+        "override a config field of the trained run (repeatable, "
+        "e.g. --set diffusion.respacing=25 --set generation.fps=4)",
+    )
+    _set_help(sample, "checkpoint", f"the `vidm train` --out folder (default {DEFAULT_RUN})")
+    _set_help(sample, "preset", argparse.SUPPRESS)  # rejected: the config comes with the run
     sample.add_argument(
         "--frames", type=positive_int, default=None, help="frames per video (default: the config's)"
     )
@@ -87,7 +107,8 @@ def _train(args: argparse.Namespace) -> None:
 
     if args.checkpoint is not None:
         raise ValueError(
-            "train resumes from its --out folder by itself; --checkpoint is for `vidm sample`"
+            f"--checkpoint {args.checkpoint}: train does not load weights; it resumes from its "
+            "--out folder by itself (--checkpoint is for `vidm sample`)"
         )
     cfg = _config(args)
     device = resolve_device(args.device)

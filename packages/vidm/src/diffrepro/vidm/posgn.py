@@ -68,7 +68,8 @@ class PosGN(nn.Module):
         unique, inverse = torch.unique(coords, dim=0, return_inverse=True)
         weight_tn, weight_hw = self.coord_in.weight[:, :2], self.coord_in.weight[:, 2:]
         per_sample = F.linear(unique, weight_tn, self.coord_in.bias)  # (U, C)
-        per_pixel = spatial_coords(height, width, coords.device) @ weight_hw.T  # (HW, C)
+        grid = spatial_coords(height, width, coords.device).to(weight_hw.dtype)
+        per_pixel = grid @ weight_hw.T  # (HW, C)
         hidden = torch.sin(per_sample[:, None, :] + per_pixel[None])  # (U, HW, C)
         out = self.coord_out(F.silu(self.coord_hidden(hidden)))  # (U, HW, 2C)
         out = out[inverse].transpose(1, 2).reshape(coords.shape[0], -1, height, width)
