@@ -78,10 +78,10 @@ def trained_generator(
         load_state_dict(generator, state, source=str(weights))
         return generator.to(device).eval(), json.loads(history_file.read_text()), True
     images = photos(TRAIN_PHOTOS)
-    result = train(
+    result = train(  # a killed demo resumes in its run folder (one per config and seed)
         cfg,
         lambda n, gen: random_crops(images, n, cfg.resolution, gen, flip=cfg.train.flip),
-        out_dir / "train",
+        out_dir / "train" / weights.stem,
         device=device,
         seed=seed,
     )
