@@ -36,7 +36,8 @@ from diffrepro.sdm.perceptual import PerceptualLoss
 from diffrepro.sdm.train import check_finite_weights, train
 
 EVAL_CROPS, QUICK_EVAL_CROPS = 256, 8
-CACHE_VERSION = 6  # bump when training code changes what a config trains (6: σ floor, clip)
+CACHE_VERSION = 7  # bump when training changes what a config trains (6: σ floor, clip;
+# 7: per-step seeding for exact resume)
 FIGURE_EXAMPLES = 4
 
 
