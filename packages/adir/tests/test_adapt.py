@@ -29,15 +29,16 @@ def inputs():
 def test_lora_starts_as_exact_no_op_on_every_conv():
     model = tiny_model()
     base = copy.deepcopy(model)
-    convs = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+    convs = [n for n, m in model.named_modules() if isinstance(m, (nn.Conv1d, nn.Conv2d))]
+    attention = [n for n in convs if n.endswith((".qkv", ".proj_out"))]
+    assert attention and all(isinstance(model.get_submodule(n), nn.Conv1d) for n in attention)
     wrapped = add_lora(model, AdaptConfig(rank=4, alpha=2.0))
-    assert sorted(wrapped) == sorted(convs)
+    assert sorted(wrapped) == sorted(convs)  # Conv2d and the ADM attention's Conv1d
     x, t = inputs()
     with torch.no_grad():
         assert torch.equal(model(x, t), base(x, t))
-    expected = sum(
-        4
-        * (m.base.in_channels * m.base.kernel_size[0] * m.base.kernel_size[1] + m.base.out_channels)
+    expected = sum(  # r · (C_in · Π kernel + C_out) per layer
+        4 * (m.base.in_channels * m.base.weight[0, 0].numel() + m.base.out_channels)
         for m in model.modules()
         if isinstance(m, LoRAConv)
     )

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -93,6 +94,7 @@ def test_quick_demo_writes_its_report(tmp_path):
     for task in ("sr4", "inpaint_box"):
         for method in ("pinv", "guided", "adir"):
             assert set(metrics[task][method]) == {"psnr", "ssim", "residual"}
+            assert all(math.isfinite(v) for v in metrics[task][method].values())
         assert f"| {task} |" in report
     assert "Statement of scale" in report and len(result.headline) == 2
 
@@ -212,3 +214,16 @@ def test_guided_diffusion_pt_state_dict_loads(tmp_path):
         torch.testing.assert_close(model.state_dict()[name], value.half().float())
     with pytest.raises(ValueError, match="cannot load weights"):
         load_model(tmp_path / "adm.pt", PRESETS["demo"])
+
+
+def test_train_rejects_checkpoint_with_one_line_and_writes_nothing(tmp_path, capsys):
+    (tmp_path / "data").mkdir()
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(b"x")
+    out = tmp_path / "run"
+    argv = ["train", "--data", str(tmp_path / "data"), "--preset", "tiny", "--out", str(out)]
+    assert main([*argv, "--checkpoint", str(weights)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"--checkpoint {weights}" in err
+    assert "resumes from its --out folder" in err
+    assert not out.exists() and weights.read_bytes() == b"x"

@@ -131,3 +131,22 @@ def test_lora_update_is_scaled_by_alpha_over_rank(rank, alpha):
     expected = layer.base(x) + F.conv2d(x, delta, stride=layer.base.stride, padding=padding)
     with torch.no_grad():
         torch.testing.assert_close(layer(x), expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(("rank", "alpha"), [(2, 6.0), (4, 1.0)])
+def test_attention_conv1d_lora_is_scaled_by_alpha_over_rank_and_merges_exactly(rank, alpha):
+    torch.manual_seed(0)
+    model = build_model(CFG).eval()
+    add_lora(model, AdaptConfig(rank=rank, alpha=alpha))
+    layer = next(m for n, m in model.named_modules() if n.endswith(".qkv"))
+    assert isinstance(layer, LoRAConv) and isinstance(layer.base, torch.nn.Conv1d)
+    assert layer.scale == pytest.approx(alpha / rank)
+    torch.nn.init.normal_(layer.up.weight)
+    x = torch.randn(2, layer.base.in_channels, 10)
+    up, down = layer.up.weight.reshape(-1, rank), layer.down.weight.reshape(rank, -1)
+    delta = (alpha / rank * up @ down).reshape(layer.base.weight.shape)
+    with torch.no_grad():
+        unmerged = layer(x)
+        torch.testing.assert_close(unmerged, layer.base(x) + F.conv1d(x, delta), atol=1e-5, rtol=0)
+        layer.merge()
+        torch.testing.assert_close(layer(x), unmerged, atol=1e-5, rtol=1e-5)

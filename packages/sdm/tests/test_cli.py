@@ -34,6 +34,17 @@ def test_train_then_inpaint_end_to_end(tmp_path, capsys):
     assert main([*argv, "--set", "train.steps=2", "--seed", "1"]) == 0
     checkpoint = run / "generator_ema.safetensors"
     assert checkpoint.is_file()
+    saved = checkpoint.read_bytes()
+    capsys.readouterr()
+    assert main([*argv, "--set", "train.steps=2", "--seed", "1", "--no-resume"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--no-resume" in err
+    again = [*argv, "--set", "train.steps=2", "--seed", "1", "--checkpoint", str(checkpoint)]
+    assert main(again) == 2
+    assert "already holds a run, which is resumed" in capsys.readouterr().err
+    assert main([*argv, "--set", "train.steps=2", "--seed", "2"]) == 2  # resume: another seed
+    assert "another config or seed" in capsys.readouterr().err
+    assert checkpoint.read_bytes() == saved  # nothing lost
 
     image = write_image(tmp_path / "input.png")
     mask = np.full((16, 16), 255, dtype=np.uint8)

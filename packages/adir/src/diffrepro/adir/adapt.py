@@ -1,4 +1,5 @@
-"""Adaptation: LoRA on the UNet's conv layers, fine-tuned with the ε loss on retrieved images.
+"""Adaptation: LoRA on the UNet's conv layers (Conv2d, and the Conv1d attention projections
+``qkv`` / ``proj_out`` of the ADM layout), fine-tuned with the ε loss on retrieved images.
 
 ADIR (v2) adapts the pretrained model to the image at hand by fine-tuning low-rank adapters on
 its K nearest neighbours: ``min Σ_k Σ_t ‖ε - ε_θ(√ᾱ_t z_k + √(1-ᾱ_t) ε, t)‖²`` with t uniform,
@@ -20,10 +21,14 @@ from diffrepro.core.schedules import Schedule
 
 from .config import AdaptConfig
 
+CONV_TYPES = (nn.Conv1d, nn.Conv2d)
+
 
 def add_lora(model: nn.Module, cfg: AdaptConfig) -> list[str]:
-    """Wrap every Conv2d (and Linear with ``targets="conv+linear"``); only LoRA trains after."""
-    types = (nn.Conv2d,) if cfg.targets == "conv" else (nn.Conv2d, nn.Linear)
+    """Wrap every Conv1d / Conv2d ("all convolutional layers", spec §3.4; in the ADM layout the
+    attention's qkv and proj_out are 1×1 Conv1d) and, with ``targets="conv+linear"``, every
+    Linear; only the LoRA parameters train afterwards."""
+    types = CONV_TYPES if cfg.targets == "conv" else (*CONV_TYPES, nn.Linear)
     return apply_lora(model, types, rank=cfg.rank, alpha=cfg.alpha)
 
 

@@ -110,6 +110,11 @@ def _train(args: argparse.Namespace) -> None:
 
     from .train import train_base
 
+    if args.checkpoint is not None:
+        raise ValueError(
+            f"--checkpoint {args.checkpoint}: adir train starts from scratch and resumes from its "
+            "--out folder by itself; --checkpoint is for `adir restore`"
+        )
     cfg = _config(args)
     device = resolve_device(args.device)
     seed_everything(args.seed)

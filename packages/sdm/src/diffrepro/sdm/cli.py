@@ -21,6 +21,11 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train SDM from scratch on a folder of images")
     train.add_argument("--data", type=existing_dir, required=True, help="folder of training images")
     add_common_args(train)
+    train.add_argument(
+        "--no-resume",
+        action="store_true",
+        help="start a fresh run (refused when --out already holds an earlier run's checkpoints)",
+    )
     train.set_defaults(func=_train)
     inpaint = commands.add_parser(
         "inpaint", help="fill the holes of one image, iteration by iteration"
@@ -45,6 +50,7 @@ def _train(args: argparse.Namespace) -> None:
     from diffrepro.core.config import apply_overrides, select_preset
     from diffrepro.core.data import ImageFolder
     from diffrepro.core.repro import resolve_device
+    from diffrepro.core.train import check_run_dir, latest_checkpoint
     from diffrepro.sdm.config import PRESETS
     from diffrepro.sdm.data import random_crops
     from diffrepro.sdm.train import train
@@ -52,10 +58,17 @@ def _train(args: argparse.Namespace) -> None:
     cfg = apply_overrides(select_preset(PRESETS, args.preset), args.overrides)
     device = resolve_device(args.device)
     out = args.out if args.out is not None else Path("runs/sdm/train")
-    if (out / "generator_ema.safetensors").exists():
+    check_run_dir(out, resume=not args.no_resume)  # before anything is written
+    resuming = not args.no_resume and latest_checkpoint(out) is not None
+    if not resuming and (out / "generator_ema.safetensors").exists():
         raise ValueError(
-            f"--out {out} already holds a trained generator (generator_ema.safetensors); "
-            "sdm train never overwrites one: choose a new --out"
+            f"--out {out} already holds a trained generator (generator_ema.safetensors) "
+            "without checkpoints to resume from; sdm train never overwrites one: choose a new --out"
+        )
+    if resuming and args.checkpoint is not None:
+        raise ValueError(
+            f"--checkpoint {args.checkpoint}: --out {out} already holds a run, which is resumed "
+            "from its own checkpoints; use a new --out to start from --checkpoint"
         )
     folder = ImageFolder(args.data)
     images = [folder[i] for i in range(len(folder))]
@@ -73,6 +86,7 @@ def _train(args: argparse.Namespace) -> None:
         device=device,
         seed=args.seed,
         init_generator=init,
+        resume=not args.no_resume,
     )
     print(f"checkpoint: {out / 'generator_ema.safetensors'}")
 

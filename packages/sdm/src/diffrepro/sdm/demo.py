@@ -36,7 +36,8 @@ from diffrepro.sdm.perceptual import PerceptualLoss
 from diffrepro.sdm.train import check_finite_weights, train
 
 EVAL_CROPS, QUICK_EVAL_CROPS = 256, 8
-CACHE_VERSION = 6  # bump when training code changes what a config trains (6: σ floor, clip)
+CACHE_VERSION = 7  # bump when training changes what a config trains (6: σ floor, clip;
+# 7: per-step seeding for exact resume)
 FIGURE_EXAMPLES = 4
 
 
@@ -78,10 +79,10 @@ def trained_generator(
         load_state_dict(generator, state, source=str(weights))
         return generator.to(device).eval(), json.loads(history_file.read_text()), True
     images = photos(TRAIN_PHOTOS)
-    result = train(
+    result = train(  # a killed demo resumes in its run folder (one per config and seed)
         cfg,
         lambda n, gen: random_crops(images, n, cfg.resolution, gen, flip=cfg.train.flip),
-        out_dir / "train",
+        out_dir / "train" / weights.stem,
         device=device,
         seed=seed,
     )

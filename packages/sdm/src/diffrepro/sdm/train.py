@@ -10,6 +10,10 @@ later schedule position of a T = ``unroll_iterations`` schedule, without gradien
 iterations enter training is unknown; this is our documented choice). The discriminator sees
 real images and the last iteration's composites, with lazy R1.
 
+Checkpoints and resume follow the core training loop's contract (see ``resume``): every random
+draw of step ``s`` (images, masks, unroll positions, sampling noise) is seeded from
+``(seed, s)``, so a killed run resumed from its last checkpoint equals an uninterrupted one.
+
 Divergence is an error, never a result: each network's gradient is clipped to the global norm
 ``train.grad_clip``; a non-finite loss or gradient stops training with one FloatingPointError
 naming the step and term, and a checkpoint is only written when every weight is finite.
@@ -31,6 +35,7 @@ from diffrepro.core.checkpoints import load_state_dict, save_checkpoint
 from diffrepro.core.config import save_config
 from diffrepro.core.nn import EMA
 from diffrepro.core.progress import ProgressLines
+from diffrepro.core.train import check_run_dir, seed_for_micro_batch
 from diffrepro.sdm.adversarial import discriminator_loss, generator_loss, r1_penalty
 from diffrepro.sdm.config import SDMConfig
 from diffrepro.sdm.decoding import advance, compose, initial_state
@@ -39,6 +44,7 @@ from diffrepro.sdm.likelihood import variance_nll
 from diffrepro.sdm.masks import assert_mask, generate_masks
 from diffrepro.sdm.network import SDMNetwork
 from diffrepro.sdm.perceptual import PerceptualLoss
+from diffrepro.sdm.resume import restore_state, save_state
 from diffrepro.sdm.schedule import still_unknown
 
 BatchSource = Callable[[int, torch.Generator], torch.Tensor]  # (count, generator) → images
@@ -141,6 +147,14 @@ def clipped_step(
     optimizer.step()
 
 
+def step_randomness(seed: int, step: int) -> tuple[np.random.Generator, torch.Generator]:
+    """Seed torch / numpy / random from (seed, step); the step's mask and image generators."""
+    seed_for_micro_batch(seed, step)
+    sequence = np.random.SeedSequence([seed, step])
+    crop_seed = int(sequence.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+    return np.random.default_rng(sequence), torch.Generator().manual_seed(crop_seed)
+
+
 def train(
     cfg: SDMConfig,
     batches: BatchSource,
@@ -150,31 +164,41 @@ def train(
     seed: int = 0,
     progress: bool = True,
     init_generator: dict[str, torch.Tensor] | None = None,
+    resume: bool = True,
 ) -> TrainResult:
-    """Train (from scratch, or from ``init_generator`` weights); writes config.json, TensorBoard
-    logs and ``generator_ema.safetensors`` (EMA weights with the config) every checkpoint_every."""
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)  # masks and unroll positions
-    crop_rng = torch.Generator().manual_seed(seed)  # training images
+    """Train (from scratch, from ``init_generator`` weights, or resumed from ``out_dir``'s latest
+    checkpoint when ``resume``); writes config.json, TensorBoard logs, ``checkpoints/`` every
+    ``checkpoint_every`` steps and ``generator_ema.safetensors`` (EMA weights with the config)
+    at the end."""
     out_dir = Path(out_dir)
-    save_config(cfg, out_dir / "config.json")
+    check_run_dir(out_dir, resume)
+    torch.manual_seed(seed)
     device = torch.device(device)
     models = build_models(cfg, device, init_generator)
     tc = cfg.train
     betas = (float(tc.betas[0]), float(tc.betas[1]))
     opt_g = torch.optim.Adam(models.generator.parameters(), lr=tc.lr, betas=betas, eps=1e-8)
     opt_d = torch.optim.Adam(models.discriminator.parameters(), lr=tc.lr, betas=betas, eps=1e-8)
+    networks = torch.nn.ModuleDict(
+        {"generator": models.generator, "discriminator": models.discriminator}
+    )
+    optimizers = {"generator": opt_g, "discriminator": opt_d}
+    done = restore_state(out_dir, networks, models.ema, optimizers, cfg, seed) if resume else None
+    first, history = (done.step, done.history) if done is not None else (0, [])
+    save_config(cfg, out_dir / "config.json")
     weights = {"adv": tc.adv_weight, "pcp": tc.perceptual_weight, "nll": tc.nll_weight}
-    history: list[dict[str, float]] = []
     with SummaryWriter(str(out_dir / "tensorboard")) as writer:
         on_terminal = sys.stderr.isatty()
         lines = ProgressLines("sdm train", tc.steps) if progress and not on_terminal else None
         for step in tqdm(
-            range(1, tc.steps + 1),
+            range(first + 1, tc.steps + 1),
             desc="sdm train",
+            initial=first,
+            total=tc.steps,
             disable=not progress or not on_terminal,
             mininterval=2,
         ):
+            rng, crop_rng = step_randomness(seed, step)
             image = batches(tc.batch_size, crop_rng).to(device)
             mask0 = generate_masks(cfg.masks, tc.batch_size, rng).to(device)
             assert_mask(mask0, "training mask")
@@ -207,8 +231,11 @@ def train(
             if step % tc.checkpoint_every == 0 or step == tc.steps:
                 state = models.ema.state_dict()
                 check_finite_weights(state, f"the EMA generator at step {step}")
-                save_checkpoint(out_dir / "generator_ema.safetensors", state, cfg)
-    check_finite_weights(models.ema.state_dict(), "the trained EMA generator")
+                check_finite_weights(networks.state_dict(), f"the networks at step {step}")
+                save_state(out_dir, step, networks, state, optimizers, history, cfg, seed)
+    state = models.ema.state_dict()
+    check_finite_weights(state, "the trained EMA generator")
+    save_checkpoint(out_dir / "generator_ema.safetensors", state, cfg)
     generator = SDMNetwork(cfg.network).to(device)
     models.ema.copy_to(generator)
     return TrainResult(generator.eval(), history)
