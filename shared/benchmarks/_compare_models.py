@@ -34,7 +34,7 @@ def options(description: str) -> argparse.Namespace:
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
     if args.quick:
-        args.repeat = min(args.repeat, 2)
+        args.repeat = min(args.repeat, 3)
     return args
 
 

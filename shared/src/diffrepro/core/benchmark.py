@@ -5,8 +5,9 @@ pass/fail thresholds. :func:`compare` times several callables *interleaved* (one
 repeat, the order rotating), so a change of machine load hits all of them alike, and reports the
 median ratio to the reference with its spread over the repeats. :func:`peak_memory` measures the
 peak of memory allocated during one call: CUDA's allocator statistics on CUDA, and on CPU the
-running sum of the allocation / free events recorded by ``torch.profiler`` (profile_memory=True),
-i.e. the peak of tensor memory live during the call above what was live before it (not RSS).
+running sum of the memory each recorded op allocates itself and of the free events, in start
+order, from ``torch.profiler`` (profile_memory=True): the peak of tensor memory live during the
+call above what was live before it, at op granularity (not RSS).
 :func:`assert_same_parameters` guards a comparison against mismatched configurations.
 """
 
@@ -116,12 +117,9 @@ def peak_memory(fn: Callable[[], Any], *, device: str = "cpu") -> int:
 
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         fn()
-    events = sorted(
-        (e for e in prof.events() if e.name == "[memory]"), key=lambda e: e.time_range.start
-    )
-    live = peak = 0
-    for event in events:
-        live += event.cpu_memory_usage
+    live = peak = 0  # ops carry their own allocations (self usage), "[memory]" events the frees
+    for event in sorted(prof.events(), key=lambda e: e.time_range.start):
+        live += event.self_cpu_memory_usage
         peak = max(peak, live)
     return peak
 
