@@ -21,7 +21,7 @@ On a CUDA machine (a few minutes; ``--quick`` for one dtype and fewer shapes):
 
 Results: ``runs/bench/gpu.json`` and ``gpu.md``. ``--check-only --device cpu`` (with
 ``TRITON_INTERPRET=1``) runs the correctness checks at tiny shapes with no timings, which is
-how this script is tested without a GPU (shared/tests/test_gpu_bench.py).
+how this script is tested without a GPU (shared/tests/test_benchmark.py).
 """
 
 from __future__ import annotations
