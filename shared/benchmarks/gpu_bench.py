@@ -120,7 +120,7 @@ def attention_errors(fn: Callable, q, k, v) -> dict:
     ref_leaves = [t.double().requires_grad_() for t in (q, k, v)]
     ref = attention_math(*ref_leaves)
     ref.backward(grad.double())
-    errors = {"out_err": float((out.double() - ref).abs().max())}
+    errors = {"out_err": float((out.detach().double() - ref.detach()).abs().max())}
     for name, mine, theirs in zip(("dq", "dk", "dv"), leaves, ref_leaves):
         errors[f"{name}_err"] = float((mine.grad.double() - theirs.grad).abs().max())
     return errors
@@ -227,7 +227,7 @@ def _norm_errors(fn, x, w, bias, groups) -> dict:
     ref_leaves = [t.double().requires_grad_() for t in (x, w, bias)]
     ref = F.silu(F.group_norm(ref_leaves[0], groups, ref_leaves[1], ref_leaves[2], 1e-5))
     ref.backward(grad.double())
-    errors = {"out_err": float((out.double() - ref).abs().max())}
+    errors = {"out_err": float((out.detach().double() - ref.detach()).abs().max())}
     for name, mine, theirs in zip(("dx", "dw", "db"), leaves, ref_leaves):
         errors[f"{name}_err"] = float((mine.grad.double() - theirs.grad).abs().max())
     return errors
