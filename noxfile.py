@@ -96,8 +96,15 @@ def parity(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks: ratios against a reference measured in the same process."""
+    """Benchmarks: ratios against a reference measured in the same process.
+
+    `nox -s bench -- --device cuda` runs only the GPU benchmark (shared/benchmarks/gpu_bench.py,
+    Triton kernels vs SDPA / eager and the SD 1.5 UNet; other arguments are passed to it).
+    """
     sync(session, "--all-packages", "--group", "parity")
+    if "cuda" in session.posargs:
+        session.run("python", "shared/benchmarks/gpu_bench.py", *session.posargs)
+        return
     scripts = sorted(ROOT.glob("shared/benchmarks/bench_*.py"))
     scripts += sorted(ROOT.glob("packages/*/benchmarks/bench_*.py"))
     for script in scripts:
