@@ -90,8 +90,8 @@ def compare_editing(args: argparse.Namespace) -> int:
     base = Base(sd=sd, key=key, steps=steps)
     with single_threaded_on_cpu(device):
         rows = run_all(chosen, tasks, seeds, base, judge, args.out)
-    setup = {"base": key, "steps": steps, "seeds": seeds, "device": str(device),
-             "tasks": [{"name": t.name, "source": t.source, "target": t.target} for t in tasks]}  # fmt: skip
+    listed = [{"name": t.name, "source": t.source, "target": t.target} for t in tasks]
+    setup = {"base": key, "steps": steps, "seeds": seeds, "device": str(device), "tasks": listed}
     names = [m.name for m in chosen]
     write_report(
         args.out, rows, names, {m.name: m.title for m in chosen}, tasks, seeds, setup, skipped

@@ -1,4 +1,4 @@
-"""The comparison's figures, drawn with Pillow: the image grid and the fidelity-alignment scatter."""
+"""The comparison's figures, drawn with Pillow: the image grid and the fidelity-alignment plot."""
 
 from __future__ import annotations
 

@@ -31,6 +31,7 @@ from torch import Tensor
 from diffrepro.core import emoji
 
 TEMPLATE = "an emoji of a {}"
+T2I_CLASSES = ("face", "animal", "food", "plant", "vehicle")  # emoji-t2i's training classes
 IMAGE_FIELDS = {"name", "image", "source_prompt", "target_prompt", "mask", "target_emoji"}
 EMOJI_FIELDS = {"name", "source_emoji", "target_emoji", "source_prompt", "target_prompt"}
 
@@ -54,15 +55,16 @@ class EditTask:
 
 
 def one_word_pairs(count: int) -> list[tuple[emoji.Emoji, emoji.Emoji]]:
-    """The first ``count`` held-out emoji (code-point order) of two or more words with a
-    training-split partner whose name differs in one word."""
+    """The first ``count`` held-out emoji (code-point order) of two or more words, of a class the
+    zoo's text-to-image model was trained on, each with the first training-split emoji of the
+    same class whose name differs from it in one word."""
     train = emoji.select("train")
     pairs = []
     for source in emoji.select("heldout"):
         words = source.name.split()
-        if len(words) < 2:
+        if len(words) < 2 or source.coarse not in T2I_CLASSES:
             continue
-        for other in train:
+        for other in (e for e in train if e.coarse == source.coarse):
             theirs = other.name.split()
             if len(theirs) == len(words) and sum(a != b for a, b in zip(words, theirs)) == 1:
                 pairs.append((source, other))
