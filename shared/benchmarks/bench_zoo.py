@@ -3,7 +3,8 @@
     python shared/benchmarks/bench_zoo.py [--entries emoji-t2i emoji-judge ...] [--samples 256]
 
 - emoji-vae: reconstruction PSNR (train / held-out) and the measured scaling factor;
-- emoji-t2i: samples for captions of the train split (and of the held-out split), read by
+- emoji-t2i: samples for captions of its training emoji (the train split of the classes it
+  was trained on) and of the held-out emoji of those classes, read by
   emoji-judge: caption→image top-1 / top-5 retrieval among all 1,457 emoji (chance 1/1457 and
   5/1457), emoji-FD of the samples to the training renders, and a figure of samples;
 - emoji-judge: identity accuracy on clean / augmented renders, coarse accuracy on held-out;
@@ -88,8 +89,9 @@ def _t2i(args) -> dict:
     size = sd.vae.config.sample_size
     train_x, _ = emoji.images(size, "train")
     out: dict = {"chance_top1": 1 / N_EMOJI, "chance_top5": 5 / N_EMOJI}
+    classes = zoo.get("emoji-t2i").recipe.classes
     for split, count in (("train", args.samples), ("heldout", max(2, args.samples // 4))):
-        items = emoji.select(split)
+        items = [e for e in emoji.select(split) if emoji.COARSE_CLASSES[e.label] in classes]
         pick = torch.randperm(len(items), generator=torch.Generator().manual_seed(0))[:count]
         chosen = [items[int(i)] for i in pick]
         prompts = [e.caption(emoji.TEMPLATES[0]) for e in chosen]
