@@ -78,15 +78,14 @@ def compare_editing(args: argparse.Namespace) -> int:
     count = args.count if args.count is not None else (QUICK["count"] if args.quick else 4)
     if args.tasks is not None and args.count is not None:
         raise ValueError("--tasks and --count cannot be used together: a task file sets the tasks")
-    methods = discover(warn=_note)
-    chosen = select(methods, args.methods)
-    skipped = [f"{slug} ({dist})" for slug, dist in PAPERS.items() if not _registered(slug)]
-    for line in skipped:
-        _note(f"not installed, skipped: {line}")
     sd, key = load_base(args.base, device, args.quick)
     judge = load_judge(device, args.quick)
     size = native_size(sd)
     tasks = read_tasks(args.tasks, size) if args.tasks is not None else default_tasks(count, size)
+    chosen = select(discover(warn=_note), args.methods)
+    skipped = [f"{slug} ({dist})" for slug, dist in PAPERS.items() if not _registered(slug)]
+    for line in skipped:
+        _note(f"not installed, skipped: {line}")
     base = Base(sd=sd, key=key, steps=steps)
     with single_threaded_on_cpu(device):
         rows = run_all(chosen, tasks, seeds, base, judge, args.out)
