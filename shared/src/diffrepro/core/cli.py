@@ -4,6 +4,7 @@
 ``diffrepro cite SLUG``                a paper's BibTeX
 ``diffrepro reproduce SLUG... | --all`` run the demos and write ``runs/REPORT.md``
 ``diffrepro zoo list | build | path | card``  the zoo's base models (:mod:`diffrepro.core.zoo`)
+``diffrepro compare editing``          installed methods side by side (``core.compare``)
 
 Paper packages build their own command with :func:`paper_parser` and :func:`add_common_args`
 and run it with :func:`run`, which turns bad input into one clear error line.
@@ -289,6 +290,9 @@ def build_parser() -> argparse.ArgumentParser:
     from diffrepro.core.zoo.cli import add_zoo_command
 
     add_zoo_command(commands)
+    from diffrepro.core.compare.cli import add_compare_command
+
+    add_compare_command(commands)
     return parser
 
 
