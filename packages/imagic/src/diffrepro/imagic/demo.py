@@ -285,7 +285,7 @@ def _report(out_dir, setup, settings, metrics, headline, figures, seed, quick) -
     scale = (
         "QUICK smoke run on a random tiny model: the numbers are meaningless."
         if quick
-        else "CPU scale: the zoo's 32 px emoji text-to-image model (4.3 M UNet parameters, "
+        else "CPU scale: the zoo's 32 px emoji text-to-image model (a few million parameters, "
         "trained for minutes; its samples are blurry) instead of Imagen / SD 1.4 at 512 px; "
         f"stage A {cfg.embed_steps} steps at lr {cfg.embed_lr:g} (paper SD: 1000 at 2e-3), "
         f"stage B {cfg.finetune_steps} steps at lr {cfg.finetune_lr:g} (paper SD: 1500 at "

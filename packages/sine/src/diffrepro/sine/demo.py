@@ -271,7 +271,7 @@ def _report(out_dir, setup, settings, metrics, headline, figure, seed, quick) ->
     scale = (
         "QUICK smoke run on a random tiny model: the numbers are meaningless."
         if quick
-        else "CPU scale: the zoo's 32 px emoji text-to-image model (4.3 M UNet parameters, "
+        else "CPU scale: the zoo's 32 px emoji text-to-image model (a few million parameters, "
         "trained for minutes; blurry samples) instead of SD 1.4 at 512 px; fine-tuning "
         f"{cfg.steps} steps (patch: {cfg.patch_steps}) at lr {cfg.lr:g} instead of 800 "
         f"(10000) at 1e-6; DDIM {cfg.num_steps} steps instead of 100, guidance "
