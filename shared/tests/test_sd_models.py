@@ -330,3 +330,31 @@ def test_tiny_stack_is_seeded_and_samples_per_sample_deterministically():
     alone = sd.sample(["a red dog"], num_steps=2, generator=make_generators([6]))
     assert pair.shape == (2, 4, 8, 8)
     torch.testing.assert_close(pair[1:], alone, atol=1e-5, rtol=1e-5)
+
+
+def test_gradient_checkpointing_gives_the_same_gradients_and_saves_activations():
+    sd = tiny_stable_diffusion(seed=0)
+    unet = sd.unet.train()
+    x = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(1))
+    context = sd.encode_prompt(["a cat", "a dog"]).detach()
+    grads, saved = {}, {}
+    for on in (False, True):
+        unet.enable_gradient_checkpointing(on)
+        unet.zero_grad(set_to_none=True)
+        count = [0]
+
+        def pack(t, count=count):
+            count[0] += 1
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            loss = unet(x, torch.tensor([10, 500]), context).square().mean()
+        loss.backward()
+        grads[on] = [p.grad.clone() for p in unet.parameters()]
+        saved[on] = count[0]
+    for a, b in zip(grads[False], grads[True], strict=True):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+    assert saved[True] < saved[False] / 2  # the blocks' activations are not kept
+    unet.eval()
+    with torch.no_grad():  # inference is unchanged and never checkpoints
+        torch.testing.assert_close(unet(x, 10, context), unet(x, 10, context))

@@ -1,4 +1,5 @@
 import copy
+import dataclasses
 
 import pytest
 import torch
@@ -199,3 +200,18 @@ def test_fit_is_deterministic(sd, image, tmp_path):
     second = fit_tiny(sd, image, tmp_path / "2")
     assert torch.equal(first.e_opt, second.e_opt) and first.losses_b == second.losses_b
     assert torch.equal(s1, sample(sd, interpolate(second.e_tgt, second.e_opt, 0.7)))
+
+
+def test_gradient_checkpointing_option_trains_the_same_unet(image, tmp_path):
+    from diffrepro.core.models.sd_tiny import tiny_stable_diffusion
+
+    cfg = dataclasses.replace(TINY, embed_steps=2, finetune_steps=3)
+    weights = {}
+    for on in (False, True):
+        sd = tiny_stable_diffusion(seed=0)
+        fit(sd, image, "a dog", dataclasses.replace(cfg, gradient_checkpointing=on),
+            tmp_path / str(on), seed=0)  # fmt: skip
+        assert sd.unet.gradient_checkpointing is on
+        weights[on] = sd.unet.state_dict()
+    for name, value in weights[False].items():
+        torch.testing.assert_close(weights[True][name], value, atol=1e-6, rtol=1e-5)

@@ -106,3 +106,15 @@ def test_finetune_is_deterministic(image, tmp_path):
     ra = finetune(a, image, "dog", TINY, tmp_path / "a", seed=3)
     rb = finetune(b, image, "dog", TINY, tmp_path / "b", seed=3)
     assert ra.losses == rb.losses and same_state(a.unet.state_dict(), b.unet)
+
+
+def test_gradient_checkpointing_option_trains_the_same_models(image, tmp_path):
+    weights = {}
+    for on in (False, True):
+        sd = tiny_stable_diffusion(seed=0)
+        cfg = dataclasses.replace(TINY, steps=3, gradient_checkpointing=on)
+        finetune(sd, image, "dog", cfg, tmp_path / str(on), seed=0)
+        assert sd.unet.gradient_checkpointing is on
+        weights[on] = sd.unet.state_dict()
+    for name, value in weights[False].items():
+        torch.testing.assert_close(weights[True][name], value, atol=1e-6, rtol=1e-5)

@@ -32,6 +32,7 @@ class ImagicConfig:
     ddim_eta: float = 0.0
     num_samples: int = 1
     dtype: str = "float32"
+    gradient_checkpointing: bool = False  # recompute UNet activations (SD 1.x on small GPUs)
     checkpoint_every: int = 500
     log_every: int = 10
 

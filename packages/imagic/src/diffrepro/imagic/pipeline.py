@@ -52,6 +52,7 @@ def fit(
     losses_b = []
     if cfg.stage_b:
         config = train_config(cfg.finetune_steps, cfg.finetune_lr, cfg, seed + 1)
+        sd.unet.enable_gradient_checkpointing(cfg.gradient_checkpointing)
         losses_b = finetune(sd, latents, e_opt, config, out / "stage_b").losses
     return Fitted(e_tgt, e_opt, losses_a, losses_b)
 

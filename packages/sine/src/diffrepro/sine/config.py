@@ -48,6 +48,7 @@ class SineConfig:
     ddim_eta: float = 0.0
     num_samples: int = 1
     dtype: str = "float32"
+    gradient_checkpointing: bool = False  # recompute UNet activations (SD 1.x on small GPUs)
     checkpoint_every: int = 800
     log_every: int = 10
 

@@ -106,6 +106,7 @@ def finetune(
         loss_fn = _patch_loss(sd, image, ids, cfg)
     else:
         loss_fn = _plain_loss(sd, image, ids, cfg)
+    modules["unet"].enable_gradient_checkpointing(cfg.gradient_checkpointing)
     result = finetune_modules(modules, loss_fn, train_config(cfg, seed), out_dir, device=sd.device)
     sd.unet.eval()
     sd.text_encoder.eval()

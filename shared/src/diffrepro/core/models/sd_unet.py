@@ -17,6 +17,7 @@ import os
 from dataclasses import dataclass
 
 import torch
+import torch.utils.checkpoint
 from torch import nn
 
 from diffrepro.core.models.pretrained import (
@@ -234,6 +235,7 @@ class UpBlock(nn.Module):
         context: torch.Tensor,
         output_size: tuple[int, int] | None,
     ) -> torch.Tensor:
+        skips = list(skips)  # popped below; the caller's list stays whole (recomputation)
         for i, resnet in enumerate(self.resnets):
             x = resnet(torch.cat([x, skips.pop()], dim=1), temb)
             if self.attentions:
@@ -283,6 +285,7 @@ class UNet2DConditionModel(nn.Module):
     def __init__(self, config: UNet2DConditionConfig) -> None:
         super().__init__()
         self.config = config
+        self.gradient_checkpointing = False
         chans, n = config.block_out_channels, len(config.block_out_channels)
         temb = 4 * chans[0]
         common = {
@@ -390,18 +393,29 @@ class UNet2DConditionModel(nn.Module):
             x = x + position_features.to(x.dtype)
         skips = [x]
         for block in self.down_blocks:
-            x, block_skips = block(x, temb, encoder_hidden_states)
+            x, block_skips = self._block(block, x, temb, encoder_hidden_states)
             skips += block_skips
         if self.mid_block is not None:
-            x = self.mid_block(x, temb, encoder_hidden_states)
+            x = self._block(self.mid_block, x, temb, encoder_hidden_states)
         factor = 2 ** (len(self.up_blocks) - 1)
         needs_size = any(s % factor for s in sample.shape[-2:])
         for block in self.up_blocks:
             count = len(block.resnets)
             block_skips, skips = skips[-count:], skips[:-count]
             size = tuple(skips[-1].shape[-2:]) if needs_size and block.upsamplers else None
-            x = block(x, block_skips, temb, encoder_hidden_states, size)
+            x = self._block(block, x, block_skips, temb, encoder_hidden_states, size)
         return self.conv_out(norm_silu(self.conv_norm_out, x))
+
+    def enable_gradient_checkpointing(self, enabled: bool = True) -> None:
+        """Recompute each block's activations in the backward pass instead of storing them
+        (training only): much less activation memory for about one extra forward pass. An
+        attention hook set on the model sees each training step's maps twice."""
+        self.gradient_checkpointing = enabled
+
+    def _block(self, block: nn.Module, *args):
+        if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
+            return torch.utils.checkpoint.checkpoint(block, *args, use_reentrant=False)
+        return block(*args)
 
     def _time_features(self, t: torch.Tensor) -> torch.Tensor:
         return timestep_embedding(
