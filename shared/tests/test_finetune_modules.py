@@ -7,8 +7,10 @@ import torch
 from PIL import Image
 
 from diffrepro.core.finetune import finetune_modules, load_image_resized
+from diffrepro.core.models.sd_export import save_stable_diffusion
 from diffrepro.core.models.sd_sources import open_stable_diffusion, parse_dtype
-from diffrepro.core.models.sd_tiny import tiny_stable_diffusion
+from diffrepro.core.models.sd_tiny import TINY_WORDS, tiny_stable_diffusion
+from diffrepro.core.tokenizer import minimal_vocab
 from diffrepro.core.train import TrainConfig
 
 
@@ -82,3 +84,15 @@ def test_position_features_are_added_after_conv_in():
         first = sd.unet.conv_in(x)
     assert torch.equal(plain, zero) and not torch.allclose(plain, moved)
     assert torch.allclose(seen[2], first + feats, atol=1e-6)
+
+
+def test_open_stable_diffusion_reads_a_diffusers_folder_like_the_model_written(tmp_path):
+    sd = tiny_stable_diffusion(seed=3)
+    vocab, merges = minimal_vocab(list(TINY_WORDS))
+    save_stable_diffusion(sd, tmp_path / "sd", vocab=vocab, merges=merges)
+    loaded = open_stable_diffusion(tmp_path / "sd")
+    z = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        context = sd.encode_prompt(["a red apple"])
+        torch.testing.assert_close(loaded.encode_prompt(["a red apple"]), context)
+        torch.testing.assert_close(loaded.unet(z, 10, context), sd.unet(z, 10, context))
