@@ -70,9 +70,8 @@ def test_a_killed_and_resumed_run_equals_an_uninterrupted_one(tmp_path):
     for name in ("generator_ema.safetensors", "checkpoints/step_0000005/model.safetensors"):
         a, b = _weights(tmp_path / "whole" / name), _weights(tmp_path / "cut" / name)
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
-    state = lambda run: torch.load(  # noqa: E731
-        tmp_path / run / "checkpoints/step_0000005/train_state.pt", weights_only=True
-    )
+    path = "checkpoints/step_0000005/train_state.pt"
+    state = lambda run: torch.load(tmp_path / run / path, weights_only=True)  # noqa: E731
     for net in ("generator", "discriminator"):
         a, b = state("whole")["optimizer"][net]["state"], state("cut")["optimizer"][net]["state"]
         assert all(torch.equal(a[i]["exp_avg_sq"], b[i]["exp_avg_sq"]) for i in a), net
