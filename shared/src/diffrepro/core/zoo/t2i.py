@@ -13,8 +13,8 @@ tokenizer code, pre-tokenisation and file layout: unknown words fall back to byt
 pseudo-words can be added (``tokenizer.add_tokens``, Textual Inversion).
 
 Training: ε-prediction MSE on latents sampled from the frozen VAE's posterior, captions drawn
-from the ``train`` split in every template, and the caption replaced by "" with probability
-``uncond_prob`` so that classifier-free guidance works.
+from the ``train``-split emoji of the recipe's ``classes`` in every template, and the caption
+replaced by "" with probability ``uncond_prob`` so that classifier-free guidance works.
 """
 
 from __future__ import annotations
