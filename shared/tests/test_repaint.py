@@ -4,8 +4,8 @@ and one network evaluation per step."""
 import numpy as np
 import torch
 
+from diffrepro.core.repaint import pasting_callback, repaint_inpaint
 from diffrepro.core.schedules import Schedule
-from diffrepro.sdm.repaint import pasting_callback, repaint_inpaint
 
 SCHEDULE = Schedule.named("linear", 1000)
 

@@ -1,4 +1,4 @@
-"""The diffusion baseline SDM argues against: a pixel DDPM with RePaint-style known-pixel pasting.
+"""RePaint-style inpainting with a pixel DDPM: known pixels pasted from the forward process.
 
 At every reverse step of DDPM ancestral sampling (over ``steps`` evenly spaced timesteps of the
 model's schedule) the known pixels are replaced by a fresh forward sample of the ground truth at
