@@ -127,8 +127,13 @@ def discover(
     return methods
 
 
-def select(methods: dict[str, EditMethod], names: list[str] | None) -> list[EditMethod]:
-    """The named methods in the given order (all when ``names`` is empty)."""
+def is_registered(slug: str, group: str) -> bool:
+    """Whether a package registered the entry point ``slug`` in ``group``."""
+    return any(ep.name == slug for ep in entry_points(group=group))
+
+
+def select(methods: dict[str, object], names: list[str] | None) -> list:
+    """The named methods (of any kind) in the given order (all when ``names`` is empty)."""
     if not names:
         return list(methods.values())
     unknown = [n for n in names if n not in methods]

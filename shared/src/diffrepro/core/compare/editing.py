@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from diffrepro.core.compare.contract import discover, select
+from diffrepro.core.compare.contract import EDITING_GROUP, discover, is_registered, select
 from diffrepro.core.compare.report import write_report
 from diffrepro.core.compare.runner import Base, run_all
 from diffrepro.core.compare.tasks import default_tasks, read_tasks
@@ -83,7 +83,11 @@ def compare_editing(args: argparse.Namespace) -> int:
     size = native_size(sd)
     tasks = read_tasks(args.tasks, size) if args.tasks is not None else default_tasks(count, size)
     chosen = select(discover(warn=_note), args.methods)
-    skipped = [f"{slug} ({dist})" for slug, dist in PAPERS.items() if not _registered(slug)]
+    skipped = [
+        f"{slug} ({dist})"
+        for slug, dist in PAPERS.items()
+        if not is_registered(slug, EDITING_GROUP)
+    ]
     for line in skipped:
         _note(f"not installed, skipped: {line}")
     base = Base(sd=sd, key=key, steps=steps)
@@ -98,14 +102,6 @@ def compare_editing(args: argparse.Namespace) -> int:
     print((args.out / "table.md").read_text())
     failed = [r for r in rows if r["status"] != "ok"]
     return 1 if failed else 0
-
-
-def _registered(slug: str) -> bool:
-    from importlib.metadata import entry_points
-
-    from diffrepro.core.compare.contract import EDITING_GROUP
-
-    return any(ep.name == slug for ep in entry_points(group=EDITING_GROUP))
 
 
 def _note(line: str) -> None:

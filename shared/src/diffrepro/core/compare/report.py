@@ -29,13 +29,20 @@ MEASURES = (
 REFERENCE = "ddim"  # times are also given as a ratio to DDIM inversion + regeneration
 
 
-def summarise(rows: list[dict], methods: list[str], seeds: list[int]) -> dict:
-    """{method: {measure: {"mean", "sd", "n"} | None, "failed": [...], "time_ratio": ...}}."""
+def summarise(
+    rows: list[dict],
+    methods: list[str],
+    seeds: list[int],
+    measures: tuple[tuple[str, str], ...] = MEASURES,
+    reference: str = REFERENCE,
+) -> dict:
+    """{method: {measure: {"mean", "sd", "n"} | None, "failed": [...], "time_ratio": ...}};
+    ``time_ratio`` is a method's time over the ``reference`` method's."""
     summary = {}
     for method in methods:
         mine = [r for r in rows if r["method"] == method]
         ok = [r for r in mine if r["status"] == "ok"]
-        entry: dict = {m: _over_seeds(ok, m, seeds) for m, _ in MEASURES}
+        entry: dict = {m: _over_seeds(ok, m, seeds) for m, _ in measures}
         entry["cells"] = len(mine)
         entry["failed"] = [
             {"task": r["task"], "seed": r["seed"], "error": r["error"]}
@@ -43,11 +50,11 @@ def summarise(rows: list[dict], methods: list[str], seeds: list[int]) -> dict:
             if r["status"] != "ok"
         ]
         summary[method] = entry
-    reference = summary.get(REFERENCE, {}).get("seconds")
+    ref = summary.get(reference, {}).get("seconds")
     for entry in summary.values():
         mine = entry["seconds"]
-        ok = reference and mine and reference["mean"] > 0
-        entry["time_ratio"] = mine["mean"] / reference["mean"] if ok else None
+        ok = ref and mine and ref["mean"] > 0
+        entry["time_ratio"] = mine["mean"] / ref["mean"] if ok else None
     return summary
 
 
@@ -66,12 +73,18 @@ def _over_seeds(rows: list[dict], measure: str, seeds: list[int]) -> dict | None
     return {"mean": statistics.fmean(per_seed), "sd": sd, "n": len(per_seed)}
 
 
-def table(summary: dict, titles: dict[str, str]) -> str:
-    header = ["method"] + [label for _, label in MEASURES] + ["x ddim time", "failed cells"]
+def table(
+    summary: dict,
+    titles: dict[str, str],
+    measures: tuple[tuple[str, str], ...] = MEASURES,
+    reference: str = REFERENCE,
+) -> str:
+    header = ["method"] + [label for _, label in measures]
+    header += [f"x {reference} time", "failed cells"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for method, entry in summary.items():
         cells = [f"{titles.get(method, method)} (`{method}`)"]
-        cells += [_cell(entry[m]) for m, _ in MEASURES]
+        cells += [_cell(entry[m]) for m, _ in measures]
         ratio = entry["time_ratio"]
         cells.append("-" if ratio is None else f"{ratio:.2f}")
         cells.append(f"{len(entry['failed'])}/{entry['cells']}")
@@ -106,7 +119,7 @@ def write_report(
     for task in tasks:
         row = [task.image[0].numpy()]
         for method in methods:
-            cell = _find(rows, method, task.name, first)
+            cell = find_row(rows, method, task.name, first)
             ok = cell is not None and cell["status"] == "ok"
             row.append(cell["images"]["edited"] if ok else None)
         grid_rows.append(row)
@@ -150,7 +163,7 @@ def write_report(
     return summary
 
 
-def _find(rows: list[dict], method: str, task: str, seed: int) -> dict | None:
+def find_row(rows: list[dict], method: str, task: str, seed: int) -> dict | None:
     for row in rows:
         if (row["method"], row["task"], row["seed"]) == (method, task, seed):
             return row

@@ -38,7 +38,7 @@ class Base:
     steps: int
 
 
-def cell_path(out_dir: Path, method: str, task: EditTask, seed: int, base: Base) -> Path:
+def cell_path(out_dir: Path, method: str, task, seed: int, base) -> Path:
     return out_dir / "cells" / method / f"{task.key()}-s{seed}-{_safe(base.key)}-{base.steps}.json"
 
 
@@ -57,7 +57,7 @@ def run_cell(method: EditMethod, task: EditTask, seed: int, base: Base, judge) -
         check_result(result, task.image, method.name)
         values = edit_metrics(judge, task.image, task.mask, result, task.target_index)
     except Exception as err:  # one failing method must not stop the others
-        if _debug():
+        if debugging():
             traceback.print_exc()
         return {"status": "failed", "error": f"{type(err).__name__}: {err}".splitlines()[0]}
     cell = {"status": "ok", "seconds": seconds, "unet_evals": int(result.unet_evals)}
@@ -79,8 +79,14 @@ def run_all(
     base: Base,
     judge,
     out_dir: Path,
+    run=None,
 ) -> list[dict]:
-    """Every cell, in method-major order, read from the cache where it is there."""
+    """Every cell, in method-major order, read from the cache where it is there.
+
+    ``run(method, task, seed, base, judge) -> cell`` runs one cell (default: one edit); ``base``
+    needs a ``key`` and ``steps``, ``task`` a ``name`` and ``key()``.
+    """
+    run = run_cell if run is None else run
     cells = [(m, t, s) for m in methods for t in tasks for s in seeds]
     began, ran, rows = time.monotonic(), 0, []
     for done, (method, task, seed) in enumerate(cells, start=1):
@@ -88,7 +94,7 @@ def run_all(
         cell = read_cell(path)
         cached = cell is not None
         if cell is None:
-            cell = run_cell(method, task, seed, base, judge)
+            cell = run(method, task, seed, base, judge)
             ran += 1
             if cell["status"] == "ok":
                 write_cell(path, cell)
@@ -116,7 +122,7 @@ def read_cell(path: Path) -> dict | None:
         if record.pop("version", None) != CELL_VERSION:
             return None
         kinds = record.pop("images")
-        images = {"edited": None, "reconstruction": None}
+        images = {"edited": None, "reconstruction": None} if "edited" in kinds else {}
         for kind in kinds:
             images[kind] = np.load(path.with_suffix(f".{kind}.npy"), allow_pickle=False)
     except (OSError, ValueError, KeyError, TypeError):
@@ -151,7 +157,7 @@ def _safe(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)[-60:]
 
 
-def _debug() -> bool:
+def debugging() -> bool:
     import os
 
     return bool(os.environ.get("DIFFREPRO_DEBUG"))
