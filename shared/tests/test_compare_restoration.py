@@ -170,3 +170,12 @@ def test_bad_arguments_give_one_line_and_exit_2(tmp_path, capsys, argv, message)
     code = main(["compare", "restoration", "--quick", "--out", str(tmp_path / "o"), *argv])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and message in err[-1] and "Traceback" not in "\n".join(err)
+
+
+def test_default_problems_take_one_held_out_emoji_per_class_in_turn():
+    from diffrepro.core.compare.restoration_tasks import CLASS_ORDER, class_by_class
+
+    picked = class_by_class(len(CLASS_ORDER) + 1)
+    assert all(e.heldout for e in picked)
+    assert [e.coarse for e in picked[: len(CLASS_ORDER)]] == list(CLASS_ORDER)
+    assert picked[-1].coarse == CLASS_ORDER[0] and picked[-1] != picked[0]

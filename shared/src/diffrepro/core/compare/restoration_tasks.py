@@ -1,7 +1,8 @@
 """Inpainting problems for ``diffrepro compare restoration``: held-out emoji under fixed masks.
 
-Each problem is one held-out emoji (code-point order, rendered on white at the base model's
-size) under one mask kind, with measurement noise of level ``sigma`` drawn once from a seed
+Each problem is one held-out emoji (the first of each coarse class in turn, faces, animals,
+food, plants, vehicles, people, objects, symbols, in code-point order; rendered on white at the
+base model's size) under one mask kind, with measurement noise of level ``sigma`` drawn once from a seed
 derived from the problem's name, so every method and seed sees the same measurement:
 
 - ``box``: a centred square hole of half the image side (a quarter of the pixels unknown);
@@ -26,6 +27,7 @@ from diffrepro.core.compare.restoring import InpaintingProblem
 
 MASKS = ("box", "pixels", "half")
 MISSING_PIXELS = 0.7
+CLASS_ORDER = ("face", "animal", "food", "plant", "vehicle", "person", "object", "symbol")
 
 
 @dataclass(frozen=True)
@@ -78,9 +80,20 @@ def default_tasks(count: int, size: int, masks: list[str], sigma: float) -> list
         raise ValueError(f"--sigma must be >= 0, got {sigma}")
     heldout, _ = emoji.images(size, "heldout")
     corpus, _ = emoji.images(size, "train")
-    items = emoji.select("heldout")[:count]
+    order = {e.index: i for i, e in enumerate(emoji.select("heldout"))}
     return [
-        restoration_task(item, heldout[i : i + 1], kind, sigma, corpus)
-        for i, item in enumerate(items)
+        restoration_task(item, heldout[order[item.index]][None], kind, sigma, corpus)
+        for item in class_by_class(count)
         for kind in masks
     ]
+
+
+def class_by_class(count: int) -> list[emoji.Emoji]:
+    """``count`` held-out emoji: the first of each class in :data:`CLASS_ORDER`, then the next."""
+    queues = {c: [e for e in emoji.select("heldout") if e.coarse == c] for c in CLASS_ORDER}
+    picked: list[emoji.Emoji] = []
+    while len(picked) < count:
+        for queue in queues.values():
+            if queue and len(picked) < count:
+                picked.append(queue.pop(0))
+    return picked
