@@ -135,8 +135,6 @@ def write_report(
         xlabel="fidelity: distance outside the mask (lower = more faithful)",
         ylabel="alignment: judge prob of target",
     )
-    failures = [f"- `{m}` {f['task']} seed {f['seed']}: {f['error']}"
-                for m, e in summary.items() for f in e["failed"]]  # fmt: skip
     text = [
         "# diffrepro compare editing",
         "",
@@ -153,14 +151,23 @@ def write_report(
         "",
         "Tasks: " + "; ".join(f"{t.name} (`{t.source}` -> `{t.target}`)" for t in tasks),
     ]
+    write_outputs(out_dir, text, summary, rows, setup, skipped)
+    return summary
+
+
+def write_outputs(
+    out_dir: Path, text: list[str], summary: dict, rows: list[dict], setup: dict, skipped: list
+) -> None:
+    """``table.md`` (``text``, then the skipped packages and failed cells) and ``metrics.json``."""
+    failures = [f"- `{m}` {f['task']} seed {f['seed']}: {f['error']}"
+                for m, e in summary.items() for f in e["failed"]]  # fmt: skip
     if skipped:
-        text += ["", "Not installed (skipped): " + ", ".join(skipped)]
+        text = [*text, "", "Not installed (skipped): " + ", ".join(skipped)]
     if failures:
-        text += ["", "Failed cells:", *failures]
+        text = [*text, "", "Failed cells:", *failures]
     (out_dir / "table.md").write_text("\n".join(text) + "\n")
     cells = [{k: v for k, v in r.items() if k != "images"} for r in rows]
     write_metrics(out_dir, {"setup": setup, "summary": summary, "skipped": skipped, "cells": cells})
-    return summary
 
 
 def find_row(rows: list[dict], method: str, task: str, seed: int) -> dict | None:

@@ -16,7 +16,7 @@ from diffrepro.core.compare.contract import is_registered, select
 from diffrepro.core.compare.editing import load_judge
 from diffrepro.core.compare.figure import image_grid
 from diffrepro.core.compare.memory import peak_memory
-from diffrepro.core.compare.report import find_row, summarise, table
+from diffrepro.core.compare.report import find_row, summarise, table, write_outputs
 from diffrepro.core.compare.restoration_metrics import restoration_metrics
 from diffrepro.core.compare.restoration_tasks import MASKS, RestorationTask, default_tasks
 from diffrepro.core.compare.restoring import (
@@ -26,7 +26,6 @@ from diffrepro.core.compare.restoring import (
     discover_restorers,
 )
 from diffrepro.core.compare.runner import debugging, run_all
-from diffrepro.core.report import write_metrics
 
 OUT = Path("runs/compare/restoration")
 DEFAULT_BASE = "emoji-ddpm"
@@ -163,8 +162,6 @@ def write_restoration_report(
             row.append(cell["images"]["restored"] if cell and cell["status"] == "ok" else None)
         grid.append(row)
     image_grid(grid, ["truth", "measurement", *names], out_dir / "grid.png")
-    failures = [f"- `{m}` {f['task']} seed {f['seed']}: {f['error']}"
-                for m, e in summary.items() for f in e["failed"]]  # fmt: skip
     text = [
         "# diffrepro compare restoration",
         "",
@@ -180,13 +177,7 @@ def write_restoration_report(
         "",
         "Problems: " + "; ".join(t.name for t in tasks),
     ]
-    if skipped:
-        text += ["", "Not installed (skipped): " + ", ".join(skipped)]
-    if failures:
-        text += ["", "Failed cells:", *failures]
-    (out_dir / "table.md").write_text("\n".join(text) + "\n")
-    cells = [{k: v for k, v in r.items() if k != "images"} for r in rows]
-    write_metrics(out_dir, {"setup": setup, "summary": summary, "skipped": skipped, "cells": cells})
+    write_outputs(out_dir, text, summary, rows, setup, skipped)
     return summary
 
 

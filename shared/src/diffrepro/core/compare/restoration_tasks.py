@@ -1,9 +1,10 @@
 """Inpainting problems for ``diffrepro compare restoration``: held-out emoji under fixed masks.
 
 Each problem is one held-out emoji (the first of each coarse class in turn, faces, animals,
-food, plants, vehicles, people, objects, symbols, in code-point order; rendered on white at the
-base model's size) under one mask kind, with measurement noise of level ``sigma`` drawn once from a seed
-derived from the problem's name, so every method and seed sees the same measurement:
+food, plants, vehicles, people, objects, symbols, in code-point order; rendered on white at
+the base model's size) under one mask kind, with measurement noise of level ``sigma`` drawn
+once from a seed derived from the problem's name, so every method and seed sees the same
+measurement:
 
 - ``box``: a centred square hole of half the image side (a quarter of the pixels unknown);
 - ``pixels``: 70 % of the pixels unknown, chosen at random (seeded by the problem's name);
