@@ -9,9 +9,10 @@ import torch
 
 from diffrepro.core.compare import EditMethod
 from diffrepro.core.compare.contract import check_result
+from diffrepro.core.seeded_sampling import decode_clamped as decode
 from diffrepro.imagic import compare
 from diffrepro.imagic.pipeline import fit
-from diffrepro.imagic.sampling import decode, sample_embedding
+from diffrepro.imagic.sampling import sample_embedding
 from diffrepro.imagic.stages import interpolate
 
 from .conftest import same_state

@@ -10,8 +10,9 @@ import torch
 
 from diffrepro.core.compare import EditMethod
 from diffrepro.core.compare.contract import check_result
+from diffrepro.core.seeded_sampling import decode_clamped as decode
 from diffrepro.sine import compare
-from diffrepro.sine.editing import FineTuned, decode, edit, make_guide
+from diffrepro.sine.editing import FineTuned, edit, make_guide
 from diffrepro.sine.finetune import finetune
 from diffrepro.sine.guidance import Window, active_steps
 

@@ -23,10 +23,11 @@ from pathlib import Path
 from torch import Tensor
 
 from diffrepro.core.compare import EditMethod, EditResult, count_unet_evals
+from diffrepro.core.seeded_sampling import decode_clamped
 
 from .config import PRESETS, ImagicConfig
 from .pipeline import fit
-from .sampling import decode, sample_embedding
+from .sampling import sample_embedding
 from .stages import interpolate
 
 EMBED_STEPS = 40  # stage A at compare time (demo: 150)
@@ -55,12 +56,14 @@ def imagic_edit(sd, image: Tensor, source: str, target: str, *, seed: int, steps
             guidance_scale=cfg.guidance_scale, num_steps=steps, ddim_eta=cfg.ddim_eta,
         )  # fmt: skip
 
-    with tempfile.TemporaryDirectory(prefix="imagic-compare-") as tmp:
-        with count_unet_evals(work) as evals:
-            fitted = fit(work, image[0], target, cfg, Path(tmp), seed)
-            edited = stage_c(fitted.e_tgt, fitted.e_opt, cfg.eta)
+    with (
+        tempfile.TemporaryDirectory(prefix="imagic-compare-") as tmp,
+        count_unet_evals(work) as evals,
+    ):
+        fitted = fit(work, image[0], target, cfg, Path(tmp), seed)
+        edited = stage_c(fitted.e_tgt, fitted.e_opt, cfg.eta)
     recon = stage_c(fitted.e_tgt, fitted.e_opt, 0.0)
-    return EditResult(decode(work, edited), decode(work, recon), evals[0])
+    return EditResult(decode_clamped(work, edited), decode_clamped(work, recon), evals[0])
 
 
 def editing_methods() -> list[EditMethod]:

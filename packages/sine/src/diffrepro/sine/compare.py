@@ -26,9 +26,10 @@ from pathlib import Path
 from torch import Tensor
 
 from diffrepro.core.compare import EditMethod, EditResult, count_unet_evals
+from diffrepro.core.seeded_sampling import decode_clamped
 
 from .config import PRESETS, SineConfig
-from .editing import FineTuned, decode, edit, make_guide
+from .editing import FineTuned, edit, make_guide
 from .finetune import finetune
 from .guidance import Window
 
@@ -67,12 +68,15 @@ def sine_edit(sd, image: Tensor, source: str, target: str, *, seed: int, steps: 
             guidance_scale=cfg.guidance_scale, num_steps=steps, ddim_eta=cfg.ddim_eta,
         )  # fmt: skip
 
-    with tempfile.TemporaryDirectory(prefix="sine-compare-") as tmp:
-        with count_unet_evals(sd) as base, count_unet_evals(tuned.sd) as own:
-            finetune(tuned.sd, image[0], word, cfg, Path(tmp), seed=seed)
-            edited = sample(sd, target, [make_guide(tuned, cfg.v, window)])
+    with (
+        tempfile.TemporaryDirectory(prefix="sine-compare-") as tmp,
+        count_unet_evals(sd) as base,
+        count_unet_evals(tuned.sd) as own,
+    ):
+        finetune(tuned.sd, image[0], word, cfg, Path(tmp), seed=seed)
+        edited = sample(sd, target, [make_guide(tuned, cfg.v, window)])
     recon = sample(tuned.sd, tuned.caption, [])
-    return EditResult(decode(sd, edited), decode(sd, recon), base[0] + own[0])
+    return EditResult(decode_clamped(sd, edited), decode_clamped(sd, recon), base[0] + own[0])
 
 
 def editing_methods() -> list[EditMethod]:
