@@ -1,30 +1,15 @@
-import hashlib
-
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from diffrepro.core.checkpoints import load_checkpoint
+from diffrepro.core.finetune_fixtures import check_demo_needs_built_zoo
+from diffrepro.core.finetune_fixtures import write_rgba_image as write_image
 from diffrepro.core.models.sd_unet import UNet2DConditionModel
+from diffrepro.core.testing import snapshot
 from diffrepro.imagic.cli import main
 from diffrepro.imagic.paper import BIBTEX
-
-
-def write_image(path, size=(40, 36)):
-    array = np.full((size[1], size[0], 4), 255, dtype=np.uint8)
-    array[8:24, 6:22, :3] = (200, 30, 40)
-    array[:4, :, 3] = 0
-    Image.fromarray(array, "RGBA").save(path)
-    return path
-
-
-def snapshot(root):
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else ""
-        for p in sorted(root.rglob("*"))
-    }
-
 
 TINY = ["--preset", "tiny"]
 
@@ -140,8 +125,4 @@ def test_bad_input_gives_one_line_exit_2_and_changes_nothing(trained, case, caps
 
 
 def test_demo_without_a_built_zoo_fails_cleanly(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("DIFFREPRO_ZOO_DIR", str(tmp_path / "zoo"))
-    monkeypatch.setenv("DIFFREPRO_ZOO_BUILD", "0")
-    assert main(["demo", "--out", str(tmp_path / "out")]) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "not built" in err, err
+    check_demo_needs_built_zoo(main, tmp_path, monkeypatch, capsys)

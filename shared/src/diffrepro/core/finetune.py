@@ -13,6 +13,8 @@
 - :func:`finetune_modules`: several modules (UNet and text encoder) trained together with any
   loss through core ``train`` (SINE's single-image fine-tuning).
 - :func:`load_image_resized`: one image file, on white, resized to an exact size.
+- :func:`single_image_train_config`: core ``train`` settings for fitting one image (batch 1,
+  no EMA, one kept checkpoint); :func:`check_counts`: integer >= 1 config fields.
 """
 
 from __future__ import annotations
@@ -169,3 +171,38 @@ def load_image_resized(path: str | os.PathLike, height: int, width: int) -> Tens
     white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
     rgb = Image.alpha_composite(white, rgba).convert("RGB")
     return pil_to_tensor(rgb.resize((width, height), Image.Resampling.BICUBIC))
+
+
+def single_image_train_config(
+    steps: int,
+    lr: float,
+    *,
+    checkpoint_every: int,
+    log_every: int,
+    seed: int,
+    weight_decay: float = 0.0,
+    grad_clip: float | None = None,
+) -> TrainConfig:
+    """Core ``train`` settings for fitting one image (Imagic's stages, SINE's fine-tuning):
+    batch 1, no EMA, one kept checkpoint at most every ``checkpoint_every`` steps and at the
+    end; ``weight_decay`` 0 and no clipping by default (plain Adam)."""
+    return TrainConfig(
+        steps=steps,
+        batch_size=1,
+        lr=lr,
+        weight_decay=weight_decay,
+        grad_clip=grad_clip,
+        ema_decay=None,
+        checkpoint_every=min(checkpoint_every, steps),
+        keep_checkpoints=1,
+        log_every=log_every,
+        seed=seed,
+    )
+
+
+def check_counts(cfg: object, *names: str) -> None:
+    """Each named field of a fine-tuning config must be an integer >= 1 (not a bool)."""
+    for name in names:
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")

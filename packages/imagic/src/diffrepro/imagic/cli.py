@@ -14,6 +14,12 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from diffrepro.core.base_model_cli import (
+    add_model_args,
+    check_prompt_length,
+    model_source,
+    open_model,
+)
 from diffrepro.core.cli import (
     RUNS_DIR,
     add_common_args,
@@ -25,9 +31,6 @@ from diffrepro.core.cli import (
 from diffrepro.core.config import apply_overrides, select_preset
 
 from .paper import PAPER
-
-ZOO_MODEL = "emoji-t2i"
-TINY_MODEL = "sd-tiny"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,26 +44,16 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=_train)
     sample = commands.add_parser("sample", help="stage C from an `imagic train` folder")
     add_common_args(sample, preset="demo")
-    _model_args(sample, default=None)
+    add_model_args(sample)
     sample.add_argument("--finetuned", type=Path, required=True, help="an `imagic train` --out")
     _sample_args(sample)
     sample.set_defaults(func=_sample)
     return parser
 
 
-def _model_args(parser: argparse.ArgumentParser, default: str | None) -> None:
-    parser.add_argument(
-        "--model",
-        default=default,
-        help=f"base model: {ZOO_MODEL} (core zoo), {TINY_MODEL} (random, tests), a diffusers "
-        "folder or a CompVis file (--checkpoint is the same)",
-    )
-    parser.add_argument("--tokenizer", type=Path, default=None, help="for a CompVis file")
-
-
 def _train_args(parser: argparse.ArgumentParser) -> None:
     add_common_args(parser, preset="demo")
-    _model_args(parser, default=None)
+    add_model_args(parser)
     parser.add_argument("--image", type=existing_file, required=True, help="the image to edit")
     parser.add_argument("--prompt", required=True, help='target text, e.g. "a sitting dog"')
     parser.add_argument("--no-stage-a", action="store_true", help="ablation: e_opt = e_tgt")
@@ -88,28 +81,6 @@ def _config(args: argparse.Namespace):
     return cfg
 
 
-def _source(args: argparse.Namespace, fallback: str | None = None) -> str:
-    if args.checkpoint is not None and args.model is not None:
-        raise ValueError("--model and --checkpoint both name the base model: give one")
-    if args.checkpoint is not None:
-        return str(args.checkpoint)
-    if args.model is not None:
-        return args.model
-    if fallback is not None:
-        return fallback
-    return TINY_MODEL if args.preset == "tiny" else ZOO_MODEL
-
-
-def _load(source: str, args: argparse.Namespace, dtype: str):
-    from diffrepro.core.models.sd_sources import open_stable_diffusion, parse_dtype
-    from diffrepro.core.repro import resolve_device
-
-    device = resolve_device(args.device)
-    return open_stable_diffusion(
-        source, tokenizer=args.tokenizer, dtype=parse_dtype(dtype), device=device
-    )
-
-
 def _fit(args: argparse.Namespace, out: Path):
     from diffrepro.core.finetune import load_image_resized
     from diffrepro.core.repro import seed_everything
@@ -121,12 +92,12 @@ def _fit(args: argparse.Namespace, out: Path):
         raise ValueError("--prompt is empty: give the target text")
     if (out / RUN).exists() or (out / "stage_a").exists() or (out / "stage_b").exists():
         raise ValueError(f"{out} already holds an Imagic run; choose a new --out")
-    source = _source(args)
-    sd = _load(source, args, cfg.dtype)
+    source = model_source(args)
+    sd = open_model(source, args, cfg.dtype)
     factor = sd.vae.downscale_factor
     if cfg.resolution % factor:
         raise ValueError(f"resolution {cfg.resolution} is not a multiple of the VAE's {factor}")
-    _check_prompt(sd, args.prompt)
+    check_prompt_length(sd, args.prompt, "--prompt")
     image = load_image_resized(args.image, cfg.resolution, cfg.resolution)
     seed_everything(args.seed)
     fitted = fit(sd, image, args.prompt, cfg, out, args.seed)
@@ -136,14 +107,6 @@ def _fit(args: argparse.Namespace, out: Path):
         f"(final losses {_last(fitted.losses_a)} / {_last(fitted.losses_b)}): {out}"
     )
     return sd, fitted, cfg
-
-
-def _check_prompt(sd, prompt: str) -> None:
-    n = len(sd.tokenizer.encode(prompt))
-    if n > sd.tokenizer.max_length:
-        raise ValueError(
-            f"--prompt has {n} tokens, more than the text encoder's {sd.tokenizer.max_length}"
-        )
 
 
 def _last(losses: list[float]) -> str:
@@ -165,7 +128,7 @@ def _sample(args: argparse.Namespace) -> None:
 
     cfg = _config(args)
     saved = load_run(args.finetuned)
-    sd = _load(_source(args, fallback=saved.model), args, cfg.dtype)
+    sd = open_model(model_source(args, fallback=saved.model), args, cfg.dtype)
     if saved.e_tgt.shape[1:] != sd.encode_prompt("").shape[1:]:
         raise ValueError(
             f"{args.finetuned}: embeddings of shape {tuple(saved.e_tgt.shape)} do not fit the "
@@ -179,8 +142,9 @@ def _sample(args: argparse.Namespace) -> None:
 
 def _write_samples(sd, e_tgt, e_opt, cfg, args: argparse.Namespace, out: Path) -> None:
     from diffrepro.core.data import save_grid, save_image
+    from diffrepro.core.seeded_sampling import decode_clamped
 
-    from .sampling import decode, sample_embedding
+    from .sampling import sample_embedding
     from .stages import interpolate
 
     etas = args.eta if args.eta is not None else [cfg.eta]
@@ -196,7 +160,7 @@ def _write_samples(sd, e_tgt, e_opt, cfg, args: argparse.Namespace, out: Path) -
             sd, e_bar, seeds=seeds, height=size, width=size,
             guidance_scale=cfg.guidance_scale, num_steps=cfg.num_steps, ddim_eta=cfg.ddim_eta,
         )  # fmt: skip
-        images = decode(sd, latents)
+        images = decode_clamped(sd, latents)
         for k, image in enumerate(images):
             save_image(image, out / f"eta_{eta:g}_seed_{seeds[k]}.png")
         rows.append(images)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from diffrepro.core.finetune import check_counts
+
 LATENT_MODES = ("sample_once", "mean", "sample_each_step")
 DTYPES = ("float32", "bfloat16")
 
@@ -37,10 +39,8 @@ class ImagicConfig:
     log_every: int = 10
 
     def __post_init__(self) -> None:
-        for name in ("resolution", "embed_steps", "finetune_steps", "num_steps", "num_samples"):
-            _at_least_one(self, name)
-        for name in ("checkpoint_every", "log_every"):
-            _at_least_one(self, name)
+        check_counts(self, "resolution", "embed_steps", "finetune_steps", "num_steps")
+        check_counts(self, "num_samples", "checkpoint_every", "log_every")
         for name in ("embed_lr", "finetune_lr"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
@@ -55,12 +55,6 @@ class ImagicConfig:
             raise ValueError(f"latents must be one of {LATENT_MODES}, got {self.latents!r}")
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
-
-
-def _at_least_one(cfg: ImagicConfig, name: str) -> None:
-    value = getattr(cfg, name)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
 
 
 PRESETS: dict[str, ImagicConfig] = {

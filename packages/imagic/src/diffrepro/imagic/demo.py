@@ -16,23 +16,25 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
-import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
-
-from diffrepro.core.config import save_config
-from diffrepro.core.data import make_grid, to_pil
-from diffrepro.core.models.stable_diffusion import StableDiffusion
+from diffrepro.core.edit_demo import (
+    EditDemoSetup,
+    judge_scores,
+    quick_setup,
+    report_tail,
+    rows_figure,
+    run_edit_demo,
+    write_report,
+    zoo_setup,
+)
 from diffrepro.core.report import DemoResult, Headline, markdown_table, write_metrics
+from diffrepro.core.seeded_sampling import decode_clamped
 
 from .config import PRESETS, ImagicConfig
 from .pipeline import fit
-from .sampling import decode, sample_embedding
+from .sampling import sample_embedding
 from .stages import interpolate
 
 SOURCE, TARGET = "dog face", "cat face"
@@ -50,45 +52,28 @@ FULL = DemoSettings(PRESETS["demo"], (0.0, 0.25, 0.5, 0.75, 1.0, 1.25), 3)
 QUICK = DemoSettings(PRESETS["tiny"], (0.0, 0.5, 1.0), 2)
 
 
-@dataclass
-class Setup:
-    sd: StableDiffusion
-    embed: object
-    identity_logits: object
-    source: torch.Tensor  # (3, H, W)
-    target: int
-    label: str
-
-
 def demo(
     out_dir: Path, *, device: str = "cpu", seed: int = 0, quick: bool = False, build_zoo=None
 ) -> DemoResult:
-    from diffrepro.core.repro import resolve_device, seed_everything, single_threaded_on_cpu
-
-    settings = QUICK if quick else FULL
-    if build_zoo is None:
-        build_zoo = os.environ.get("DIFFREPRO_ZOO_BUILD", "1") != "0"
-    setup = _quick_setup() if quick else _zoo_setup(build_zoo)
-    dev = resolve_device(device)
-    setup.sd.to(dev)
+    setup, metrics, rows = run_edit_demo(
+        out_dir, QUICK if quick else FULL, _experiment, setup_fn=_setup, device=device,
+        seed=seed, quick=quick, build_zoo=build_zoo,
+    )  # fmt: skip
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    save_config(settings, out_dir / "config.json")
-    seed_everything(seed)
-    start = time.perf_counter()
-    with single_threaded_on_cpu(dev):
-        metrics, rows = _experiment(setup, settings, out_dir, seed)
-    metrics["seconds"] = round(time.perf_counter() - start, 1)
-    metrics["base_model"] = setup.label
-    figure = _figure(rows, out_dir / "figure.png")
+    figure = rows_figure(rows, out_dir / "figure.png", label_width=220, label_chars=34)
     curve = _curve(metrics, out_dir / "tradeoff.png")
     write_metrics(out_dir, metrics)
     headline = _headline(metrics)
+    settings = QUICK if quick else FULL
     report = _report(out_dir, setup, settings, metrics, headline, (figure, curve), seed, quick)
     return DemoResult(report, headline, metrics)
 
 
-def _experiment(setup: Setup, settings: DemoSettings, out_dir: Path, seed: int):
+def _setup(quick: bool, build_zoo: bool) -> EditDemoSetup:
+    return quick_setup() if quick else zoo_setup(SOURCE, TARGET, build_zoo)
+
+
+def _experiment(setup: EditDemoSetup, settings: DemoSettings, out_dir: Path, seed: int):
     cfg, sd = settings.imagic, setup.sd
     prompt = CAPTION.format(TARGET)
     pretrained = copy.deepcopy(sd.unet)
@@ -108,7 +93,7 @@ def _experiment(setup: Setup, settings: DemoSettings, out_dir: Path, seed: int):
             sd, e, seeds=seeds, height=size, width=size, guidance_scale=cfg.guidance_scale,
             num_steps=cfg.num_steps, ddim_eta=cfg.ddim_eta,
         )  # fmt: skip
-        return decode(sd, z)
+        return decode_clamped(sd, z)
 
     metrics: dict = {
         "source": SOURCE,
@@ -139,70 +124,8 @@ def _experiment(setup: Setup, settings: DemoSettings, out_dir: Path, seed: int):
     return metrics, rows
 
 
-def _scores(setup: Setup, images: torch.Tensor) -> dict[str, float]:
-    from diffrepro.core.metrics import psnr
-
-    with torch.no_grad():
-        emb = F.normalize(setup.embed(images), dim=-1)
-        ref = F.normalize(setup.embed(setup.source[None]), dim=-1)
-        logits = setup.identity_logits(images)
-    probs = logits.softmax(-1)[:, setup.target]
-    top5 = (logits.topk(5, dim=-1).indices == setup.target).any(-1).float()
-    out = {
-        "fidelity_cos": float((emb @ ref.T).mean()),
-        "psnr_db": float(psnr(images, setup.source[None].expand_as(images)).mean()),
-        "target_prob": float(probs.mean()),
-        "target_top5": float(top5.mean()),
-    }
-    bad = [k for k, v in out.items() if not torch.isfinite(torch.tensor(v))]
-    if bad:
-        raise FloatingPointError(f"non-finite demo metrics: {', '.join(bad)}")
-    return out
-
-
-def _zoo_setup(build: bool) -> Setup:
-    from diffrepro.core import emoji, zoo
-
-    sd = zoo.load("emoji-t2i", build=build)
-    judge = zoo.load("emoji-judge", build=build).eval()
-    size = sd.unet.config.sample_size * sd.vae.downscale_factor
-    pictures, _ = emoji.images(size, "all")
-    source, target = emoji.find(SOURCE), emoji.find(TARGET)
-    return Setup(
-        sd, judge.embed, judge.identity_logits, pictures[source.index], target.index,
-        "zoo emoji-t2i + emoji-judge",
-    )  # fmt: skip
-
-
-def _quick_setup() -> Setup:
-    from diffrepro.core.metrics import TinyFeatureExtractor
-    from diffrepro.core.models.sd_tiny import tiny_stable_diffusion
-
-    sd = tiny_stable_diffusion()
-    square = torch.ones(3, 32, 32)
-    square[:, 8:24, 8:24] = torch.tensor([1.0, -1.0, -1.0])[:, None, None]
-    features = TinyFeatureExtractor(dim=16)
-    bank = torch.cat([square[None], torch.rand(7, 3, 32, 32) * 2 - 1])
-    prototypes = F.normalize(features(bank), dim=-1)
-    return Setup(
-        sd, features, lambda x: F.normalize(features(x), dim=-1) @ prototypes.T, square, 1,
-        "sd-tiny (random) + random feature net (quick smoke run)",
-    )  # fmt: skip
-
-
-def _figure(rows, path: Path) -> Path:
-    from PIL import Image, ImageDraw
-
-    width = max(len(images) for _, images in rows)
-    cell, label_w = 64, 220
-    canvas = Image.new("RGB", (label_w + width * (cell + 2), len(rows) * (cell + 4)), "white")
-    draw = ImageDraw.Draw(canvas)
-    for r, (label, images) in enumerate(rows):
-        up = F.interpolate(images.float(), size=(cell, cell), mode="nearest")
-        canvas.paste(to_pil(make_grid(up, nrow=len(up), padding=2)), (label_w, r * (cell + 4)))
-        draw.text((4, r * (cell + 4) + cell // 2 - 6), label[:34], fill="black")
-    canvas.save(path)
-    return path
+def _scores(setup: EditDemoSetup, images) -> dict[str, float]:
+    return judge_scores(setup, images, psnr=True)
 
 
 def _curve(metrics: dict, path: Path) -> Path:
@@ -325,17 +248,6 @@ def _report(out_dir, setup, settings, metrics, headline, figures, seed, quick) -
         "",
         *rows,
         "",
-        "## Scale",
-        "",
-        scale,
-        "",
-        "## All metrics",
-        "",
-        "```json",
-        json.dumps(metrics, indent=2, sort_keys=True),
-        "```",
-        "",
+        *report_tail(scale, metrics),
     ]
-    path = out_dir / "report.md"
-    path.write_text("\n".join(lines))
-    return path
+    return write_report(out_dir, lines)

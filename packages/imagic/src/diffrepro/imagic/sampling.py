@@ -8,7 +8,8 @@ import torch
 from torch import Tensor
 
 from diffrepro.core.models.stable_diffusion import StableDiffusion
-from diffrepro.core.samplers import Generators, cfg_model, make_generators, sample_ddim
+from diffrepro.core.samplers import cfg_model
+from diffrepro.core.seeded_sampling import sample_seeded
 
 
 def guided_model(sd: StableDiffusion, cond: Tensor, uncond: Tensor, guidance_scale: float):
@@ -34,25 +35,10 @@ def sample_embedding(
     n = len(seeds)
     if uncond is None and guidance_scale != 1.0:
         uncond = sd.encode_prompt("")
-    generators: Generators = make_generators(seeds, "cpu")
-    if latents is None:
-        latents = sd.initial_latents(n, height, width, generators)
     cond_b = cond.expand(n, -1, -1).to(sd.device, sd.dtype)
     uncond_b = uncond.expand(n, -1, -1).to(sd.device, sd.dtype) if uncond is not None else None
     model = guided_model(sd, cond_b, uncond_b, guidance_scale)
-    return sample_ddim(
-        model,
-        latents.to(sd.device, sd.dtype),
-        sd.schedule,
-        timesteps=sd.scheduler.grid(num_steps),
-        eta=ddim_eta,
-        final_alpha_cumprod=sd.scheduler.final_alpha_cumprod(sd.schedule),
-        prediction=sd.scheduler.prediction,
-        clip_x0=sd.scheduler.clip_sample_range if sd.scheduler.clip_sample else None,
-        generator=generators,
-    )
-
-
-def decode(sd: StableDiffusion, latents: Tensor) -> Tensor:
-    with torch.no_grad():
-        return sd.decode_latents(latents).clamp(-1, 1).float().cpu()
+    return sample_seeded(
+        sd, model, seeds, height=height, width=width, num_steps=num_steps, ddim_eta=ddim_eta,
+        latents=latents,
+    )  # fmt: skip

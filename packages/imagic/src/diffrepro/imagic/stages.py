@@ -20,7 +20,12 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from diffrepro.core.finetune import ImageLatents, denoising_loss, finetune_unet
+from diffrepro.core.finetune import (
+    ImageLatents,
+    denoising_loss,
+    finetune_unet,
+    single_image_train_config,
+)
 from diffrepro.core.models.stable_diffusion import StableDiffusion
 from diffrepro.core.train import TrainConfig, TrainResult, train, unwrap
 
@@ -44,17 +49,8 @@ def image_latents(sd: StableDiffusion, image: Tensor, mode: str, seed: int) -> I
 
 def train_config(steps: int, lr: float, cfg: ImagicConfig, seed: int) -> TrainConfig:
     """Batch 1, plain Adam (no weight decay, no clipping, no EMA), as the reference code."""
-    return TrainConfig(
-        steps=steps,
-        batch_size=1,
-        lr=lr,
-        weight_decay=0.0,
-        grad_clip=None,
-        ema_decay=None,
-        checkpoint_every=min(cfg.checkpoint_every, steps),
-        keep_checkpoints=1,
-        log_every=cfg.log_every,
-        seed=seed,
+    return single_image_train_config(
+        steps, lr, checkpoint_every=cfg.checkpoint_every, log_every=cfg.log_every, seed=seed
     )
 
 

@@ -13,6 +13,12 @@ import argparse
 import dataclasses
 from pathlib import Path
 
+from diffrepro.core.base_model_cli import (
+    add_model_args,
+    check_prompt_length,
+    model_source,
+    open_model,
+)
 from diffrepro.core.cli import (
     RUNS_DIR,
     add_common_args,
@@ -27,15 +33,12 @@ from diffrepro.core.config import apply_overrides, select_preset
 
 from .paper import PAPER
 
-ZOO_MODEL = "emoji-t2i"
-TINY_MODEL = "sd-tiny"
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser, commands = paper_parser(PAPER)
     train = commands.add_parser("train", help="fine-tune a copy of the model on one image")
     add_common_args(train, preset="demo")
-    _model_args(train)
+    add_model_args(train)
     train.add_argument("--image", type=existing_file, required=True, help="the image to edit")
     train.add_argument("--class-word", required=True, help='coarse class, e.g. "dog"')
     train.add_argument("--patch", action="store_true", help="patch-based fine-tuning")
@@ -43,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     edit = commands.add_parser("edit", help="model-based classifier-free guidance")
     add_common_args(edit, preset="demo")
-    _model_args(edit)
+    add_model_args(edit)
     edit.add_argument(
         "--finetuned", type=Path, action="append", required=True, help="`sine train` folder "
         "(repeatable: several guide models, each with its own --v and --k)",
@@ -61,23 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     sample = commands.add_parser("sample", help="sample the fine-tuned model alone (plain CFG)")
     add_common_args(sample, preset="demo")
-    _model_args(sample)
+    add_model_args(sample)
     sample.add_argument("--finetuned", type=Path, required=True, help="`sine train` folder")
     sample.add_argument("--prompt", required=True)
     sample.add_argument("--height", type=positive_int, default=None, help="pixels")
     sample.add_argument("--width", type=positive_int, default=None, help="pixels")
     sample.set_defaults(func=_sample)
     return parser
-
-
-def _model_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--model",
-        default=None,
-        help=f"base model: {ZOO_MODEL} (core zoo), {TINY_MODEL} (random, tests), a diffusers "
-        "folder or a CompVis file (--checkpoint is the same)",
-    )
-    parser.add_argument("--tokenizer", type=Path, default=None, help="for a CompVis file")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,38 +86,10 @@ def _config(args: argparse.Namespace):
     return cfg
 
 
-def _source(args: argparse.Namespace, fallback: str | None = None) -> str:
-    if args.checkpoint is not None and args.model is not None:
-        raise ValueError("--model and --checkpoint both name the base model: give one")
-    if args.checkpoint is not None:
-        return str(args.checkpoint)
-    if args.model is not None:
-        return args.model
-    if fallback is not None:
-        return fallback
-    return TINY_MODEL if args.preset == "tiny" else ZOO_MODEL
-
-
-def _load(source: str, args: argparse.Namespace, dtype: str):
-    from diffrepro.core.models.sd_sources import open_stable_diffusion, parse_dtype
-    from diffrepro.core.repro import resolve_device
-
-    return open_stable_diffusion(
-        source,
-        tokenizer=args.tokenizer,
-        dtype=parse_dtype(dtype),
-        device=resolve_device(args.device),
-    )
-
-
 def _check_prompt(sd, prompt: str, flag: str) -> None:
     if not prompt.strip():
         raise ValueError(f"{flag} is empty")
-    n = len(sd.tokenizer.encode(prompt))
-    if n > sd.tokenizer.max_length:
-        raise ValueError(
-            f"{flag} has {n} tokens, more than the text encoder's {sd.tokenizer.max_length}"
-        )
+    check_prompt_length(sd, prompt, flag)
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -141,8 +106,8 @@ def _train(args: argparse.Namespace) -> None:
     word = args.class_word.strip()
     if not word or len(word.split()) != 1:
         raise ValueError(f"--class-word must be one word, got {args.class_word!r}")
-    source = _source(args)
-    sd = _load(source, args, cfg.dtype)
+    source = model_source(args)
+    sd = open_model(source, args, cfg.dtype)
     factor = sd.vae.downscale_factor
     if cfg.resolution % factor:
         raise ValueError(f"resolution {cfg.resolution} is not a multiple of the VAE's {factor}")
@@ -171,7 +136,9 @@ def _per_guide(values, n: int, default, flag: str) -> list:
 
 
 def _edit(args: argparse.Namespace) -> None:
-    from .editing import decode, edit, make_guide
+    from diffrepro.core.seeded_sampling import decode_clamped
+
+    from .editing import edit, make_guide
     from .guidance import Window
     from .saving import load_finetuned, read_meta
 
@@ -184,7 +151,7 @@ def _edit(args: argparse.Namespace) -> None:
         if k > cfg.k_max:
             raise ValueError(f"--k {k} lies above k_max {cfg.k_max}")
     metas = [read_meta(folder) for folder in args.finetuned]
-    base = _load(_source(args, fallback=metas[0]["model"]), args, cfg.dtype)
+    base = open_model(model_source(args, fallback=metas[0]["model"]), args, cfg.dtype)
     _check_prompt(base, args.prompt, "--prompt")
     guides = []
     for folder, v, k, prompt in zip(args.finetuned, vs, ks, prompts):
@@ -198,16 +165,18 @@ def _edit(args: argparse.Namespace) -> None:
         base, args.prompt, guides, seeds=seeds, height=height, width=width,
         guidance_scale=cfg.guidance_scale, num_steps=cfg.num_steps, ddim_eta=cfg.ddim_eta,
     )  # fmt: skip
-    _save(decode(base, latents), seeds, args.out or RUNS_DIR / "sine" / "edit", "edit")
+    _save(decode_clamped(base, latents), seeds, args.out or RUNS_DIR / "sine" / "edit", "edit")
 
 
 def _sample(args: argparse.Namespace) -> None:
-    from .editing import decode, edit
+    from diffrepro.core.seeded_sampling import decode_clamped
+
+    from .editing import edit
     from .saving import load_finetuned, read_meta
 
     cfg = _config(args)
     meta = read_meta(args.finetuned)
-    base = _load(_source(args, fallback=meta["model"]), args, cfg.dtype)
+    base = open_model(model_source(args, fallback=meta["model"]), args, cfg.dtype)
     tuned = load_finetuned(args.finetuned, base)
     _check_prompt(base, args.prompt, "--prompt")
     height, width = _size(base, cfg, args)
@@ -216,7 +185,7 @@ def _sample(args: argparse.Namespace) -> None:
         tuned.sd, args.prompt, [], seeds=seeds, height=height, width=width,
         guidance_scale=cfg.guidance_scale, num_steps=cfg.num_steps, ddim_eta=cfg.ddim_eta,
     )  # fmt: skip
-    _save(decode(base, latents), seeds, args.out or RUNS_DIR / "sine" / "sample", "sample")
+    _save(decode_clamped(base, latents), seeds, args.out or RUNS_DIR / "sine" / "sample", "sample")
 
 
 def _size(sd, cfg, args: argparse.Namespace) -> tuple[int, int]:

@@ -16,6 +16,8 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+from diffrepro.core.finetune import check_counts
+
 from .guidance import RULES
 from .pos_enc import MODES
 
@@ -53,10 +55,8 @@ class SineConfig:
     log_every: int = 10
 
     def __post_init__(self) -> None:
-        for name in ("resolution", "steps", "patch_steps", "high_resolution", "num_steps"):
-            _at_least_one(self, name)
-        for name in ("num_samples", "checkpoint_every", "log_every"):
-            _at_least_one(self, name)
+        check_counts(self, "resolution", "steps", "patch_steps", "high_resolution", "num_steps")
+        check_counts(self, "num_samples", "checkpoint_every", "log_every")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr must be a positive number, got {self.lr}")
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
@@ -93,12 +93,6 @@ class SineConfig:
     @property
     def recon_weight(self) -> float:
         return self.scale_recon_loss if self.patch else 0.0
-
-
-def _at_least_one(cfg: SineConfig, name: str) -> None:
-    value = getattr(cfg, name)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
 
 
 PRESETS: dict[str, SineConfig] = {

@@ -20,22 +20,25 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
-import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
-
-from diffrepro.core.config import save_config
-from diffrepro.core.data import make_grid, to_pil
+from diffrepro.core.edit_demo import (
+    EditDemoSetup,
+    judge_scores,
+    quick_setup,
+    report_tail,
+    rows_figure,
+    run_edit_demo,
+    write_report,
+    zoo_setup,
+)
 from diffrepro.core.models.stable_diffusion import StableDiffusion
 from diffrepro.core.report import DemoResult, Headline, markdown_table, write_metrics
+from diffrepro.core.seeded_sampling import decode_clamped
 
 from .config import PRESETS, SineConfig
-from .editing import FineTuned, decode, edit, make_guide
+from .editing import FineTuned, edit, make_guide
 from .finetune import finetune
 from .guidance import Window, active_steps
 
@@ -59,45 +62,27 @@ FULL = DemoSettings(
 QUICK = DemoSettings(PRESETS["tiny"], (0.0, 0.6, 1.0), (0, 500, 1000), 2, (48, 32))
 
 
-@dataclass
-class Setup:
-    sd: StableDiffusion
-    embed: object
-    identity_logits: object
-    source: torch.Tensor  # (3, H, W) at the training size
-    source_high: torch.Tensor  # (3, 2H, 2W) for patch training
-    target: int
-    label: str
-
-
 def demo(
     out_dir: Path, *, device: str = "cpu", seed: int = 0, quick: bool = False, build_zoo=None
 ) -> DemoResult:
-    from diffrepro.core.repro import resolve_device, seed_everything, single_threaded_on_cpu
-
     settings = QUICK if quick else FULL
-    if build_zoo is None:
-        build_zoo = os.environ.get("DIFFREPRO_ZOO_BUILD", "1") != "0"
-    setup = _quick_setup() if quick else _zoo_setup(build_zoo)
-    dev = resolve_device(device)
-    setup.sd.to(dev)
+    setup, metrics, rows = run_edit_demo(
+        out_dir, settings, _experiment, setup_fn=_setup, device=device, seed=seed, quick=quick,
+        build_zoo=build_zoo,
+    )  # fmt: skip
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    save_config(settings, out_dir / "config.json")
-    seed_everything(seed)
-    start = time.perf_counter()
-    with single_threaded_on_cpu(dev):
-        metrics, rows = _experiment(setup, settings, out_dir, seed)
-    metrics["seconds"] = round(time.perf_counter() - start, 1)
-    metrics["base_model"] = setup.label
-    figure = _figure(rows, out_dir / "figure.png")
+    figure = rows_figure(rows, out_dir / "figure.png", label_width=230, label_chars=36)
     write_metrics(out_dir, metrics)
     headline = _headline(metrics)
     report = _report(out_dir, setup, settings, metrics, headline, figure, seed, quick)
     return DemoResult(report, headline, metrics)
 
 
-def _tuned(setup: Setup, cfg: SineConfig, image, out: Path, seed: int) -> FineTuned:
+def _setup(quick: bool, build_zoo: bool) -> EditDemoSetup:
+    return quick_setup(high=True) if quick else zoo_setup(SOURCE, TARGET, build_zoo, high=True)
+
+
+def _tuned(setup: EditDemoSetup, cfg: SineConfig, image, out: Path, seed: int) -> FineTuned:
     sd = setup.sd
     copy_sd = StableDiffusion(
         copy.deepcopy(sd.unet), sd.vae, copy.deepcopy(sd.text_encoder), sd.tokenizer, sd.scheduler
@@ -106,7 +91,7 @@ def _tuned(setup: Setup, cfg: SineConfig, image, out: Path, seed: int) -> FineTu
     return FineTuned(copy_sd, cfg.caption.format(CLASS_WORD))
 
 
-def _experiment(setup: Setup, settings: DemoSettings, out_dir: Path, seed: int):
+def _experiment(setup: EditDemoSetup, settings: DemoSettings, out_dir: Path, seed: int):
     cfg, sd = settings.sine, setup.sd
     prompt = EDIT.format(TARGET)
     seeds = [seed + k for k in range(settings.seeds)]
@@ -118,7 +103,7 @@ def _experiment(setup: Setup, settings: DemoSettings, out_dir: Path, seed: int):
             model, prompt, guides, seeds=seeds, height=hw[0], width=hw[1],
             guidance_scale=cfg.guidance_scale, num_steps=cfg.num_steps, ddim_eta=cfg.ddim_eta,
         )  # fmt: skip
-        return decode(model, z)
+        return decode_clamped(model, z)
 
     def guided(v, k, model=tuned, hw=size):
         return run(sd, [make_guide(model, v, Window(k, cfg.k_max, cfg.window_rule))], hw)
@@ -147,7 +132,7 @@ def _experiment(setup: Setup, settings: DemoSettings, out_dir: Path, seed: int):
         tuned.sd, tuned.caption, [], seeds=seeds, height=size[0], width=size[1],
         guidance_scale=cfg.guidance_scale, num_steps=cfg.num_steps,
     )  # fmt: skip
-    recon = decode(sd, recon)
+    recon = decode_clamped(sd, recon)
     metrics["finetuned_alone_caption"] = _scores(setup, recon)
     rows.append(("fine-tuned alone, caption", recon))
     metrics["pretrained_alone"] = next(p for p in metrics["v_sweep"] if p["v"] == 0.0)
@@ -162,72 +147,8 @@ def _experiment(setup: Setup, settings: DemoSettings, out_dir: Path, seed: int):
     return metrics, rows
 
 
-def _scores(setup: Setup, images: torch.Tensor) -> dict[str, float]:
-    with torch.no_grad():
-        emb = F.normalize(setup.embed(images), dim=-1)
-        ref = F.normalize(setup.embed(setup.source[None]), dim=-1)
-        logits = setup.identity_logits(images)
-    out = {
-        "fidelity_cos": float((emb @ ref.T).mean()),
-        "target_prob": float(logits.softmax(-1)[:, setup.target].mean()),
-        "target_top5": float(
-            (logits.topk(5, dim=-1).indices == setup.target).any(-1).float().mean()
-        ),
-    }
-    bad = [k for k, v in out.items() if not torch.isfinite(torch.tensor(v))]
-    if bad:
-        raise FloatingPointError(f"non-finite demo metrics: {', '.join(bad)}")
-    return out
-
-
-def _zoo_setup(build: bool) -> Setup:
-    from diffrepro.core import emoji, zoo
-
-    sd = zoo.load("emoji-t2i", build=build)
-    judge = zoo.load("emoji-judge", build=build).eval()
-    size = sd.unet.config.sample_size * sd.vae.downscale_factor
-    pictures, _ = emoji.images(size, "all")
-    high, _ = emoji.images(2 * size, "all")
-    source, target = emoji.find(SOURCE), emoji.find(TARGET)
-    return Setup(
-        sd, judge.embed, judge.identity_logits, pictures[source.index], high[source.index],
-        target.index, "zoo emoji-t2i + emoji-judge",
-    )  # fmt: skip
-
-
-def _quick_setup() -> Setup:
-    from diffrepro.core.metrics import TinyFeatureExtractor
-    from diffrepro.core.models.sd_tiny import tiny_stable_diffusion
-
-    sd = tiny_stable_diffusion()
-    square = torch.ones(3, 64, 64)
-    square[:, 16:48, 16:48] = torch.tensor([1.0, -1.0, -1.0])[:, None, None]
-    small = F.interpolate(square[None], size=(32, 32), mode="area")[0]
-    features = TinyFeatureExtractor(dim=16)
-    bank = torch.cat([small[None], torch.rand(7, 3, 32, 32) * 2 - 1])
-    prototypes = F.normalize(features(bank), dim=-1)
-    return Setup(
-        sd, features, lambda x: F.normalize(features(x), dim=-1) @ prototypes.T, small, square,
-        1, "sd-tiny (random) + random feature net (quick smoke run)",
-    )  # fmt: skip
-
-
-def _figure(rows, path: Path) -> Path:
-    from PIL import Image, ImageDraw
-
-    width = max(len(images) for _, images in rows)
-    cell, label_w = 64, 230
-    canvas = Image.new("RGB", (label_w + width * (cell + 2), len(rows) * (cell + 4)), "white")
-    draw = ImageDraw.Draw(canvas)
-    for r, (label, images) in enumerate(rows):
-        h, w = images.shape[-2:]
-        up = F.interpolate(images.float(), size=(cell, cell * w // h), mode="nearest")
-        strip = to_pil(make_grid(up, nrow=len(up), padding=2))
-        strip = strip.crop((0, 0, min(strip.width, width * (cell + 2)), strip.height))
-        canvas.paste(strip, (label_w, r * (cell + 4)))
-        draw.text((4, r * (cell + 4) + cell // 2 - 6), label[:36], fill="black")
-    canvas.save(path)
-    return path
+def _scores(setup: EditDemoSetup, images) -> dict[str, float]:
+    return judge_scores(setup, images)
 
 
 def _fmt(p: dict) -> str:
@@ -306,17 +227,6 @@ def _report(out_dir, setup, settings, metrics, headline, figure, seed, quick) ->
         "",
         *table,
         "",
-        "## Scale",
-        "",
-        scale,
-        "",
-        "## All metrics",
-        "",
-        "```json",
-        json.dumps(metrics, indent=2, sort_keys=True),
-        "```",
-        "",
+        *report_tail(scale, metrics),
     ]
-    path = out_dir / "report.md"
-    path.write_text("\n".join(lines))
-    return path
+    return write_report(out_dir, lines)

@@ -11,7 +11,8 @@ import torch
 from torch import Tensor
 
 from diffrepro.core.models.stable_diffusion import StableDiffusion
-from diffrepro.core.samplers import cfg_model, make_generators, sample_ddim
+from diffrepro.core.samplers import cfg_model
+from diffrepro.core.seeded_sampling import sample_seeded
 
 from .guidance import Guide, Window, model_guided
 
@@ -46,8 +47,6 @@ def edit(
     """Latents of the edit, one per seed (sample k depends only on seed k). Without guides this
     is plain classifier-free guidance with the pretrained model."""
     n = len(seeds)
-    generators = make_generators(seeds, "cpu")
-    latents = pretrained.initial_latents(n, height, width, generators)
     cond = pretrained.encode_prompt(prompt).expand(n, -1, -1)
     uncond = pretrained.encode_prompt("").expand(n, -1, -1)
     batched = [Guide(g.unet, g.context.expand(n, -1, -1), g.v, g.window) for g in guides]
@@ -55,21 +54,7 @@ def edit(
         model = model_guided(pretrained.unet, cond, uncond, batched, guidance_scale)
     else:
         model = cfg_model(pretrained.unet, cond, uncond, guidance_scale)
-    return sample_ddim(
-        model,
-        latents,
-        pretrained.schedule,
-        timesteps=pretrained.scheduler.grid(num_steps),
-        eta=ddim_eta,
-        final_alpha_cumprod=pretrained.scheduler.final_alpha_cumprod(pretrained.schedule),
-        prediction=pretrained.scheduler.prediction,
-        clip_x0=pretrained.scheduler.clip_sample_range
-        if pretrained.scheduler.clip_sample
-        else None,
-        generator=generators,
-    )
-
-
-def decode(sd: StableDiffusion, latents: Tensor) -> Tensor:
-    with torch.no_grad():
-        return sd.decode_latents(latents).clamp(-1, 1).float().cpu()
+    return sample_seeded(
+        pretrained, model, seeds, height=height, width=width, num_steps=num_steps,
+        ddim_eta=ddim_eta,
+    )  # fmt: skip

@@ -16,7 +16,7 @@ import os
 import torch
 from torch import Tensor
 
-from diffrepro.core.finetune import ImageLatents, finetune_modules
+from diffrepro.core.finetune import ImageLatents, finetune_modules, single_image_train_config
 from diffrepro.core.models.stable_diffusion import StableDiffusion
 from diffrepro.core.train import TrainConfig, TrainResult
 
@@ -26,18 +26,10 @@ from .patch_unet import PatchUNet, patch_unet_from
 
 
 def train_config(cfg: SineConfig, seed: int) -> TrainConfig:
-    return TrainConfig(
-        steps=cfg.train_steps,
-        batch_size=1,
-        lr=cfg.lr,
-        weight_decay=cfg.weight_decay,
-        grad_clip=cfg.grad_clip,
-        ema_decay=None,
-        checkpoint_every=min(cfg.checkpoint_every, cfg.train_steps),
-        keep_checkpoints=1,
-        log_every=cfg.log_every,
-        seed=seed,
-    )
+    return single_image_train_config(
+        cfg.train_steps, cfg.lr, weight_decay=cfg.weight_decay, grad_clip=cfg.grad_clip,
+        checkpoint_every=cfg.checkpoint_every, log_every=cfg.log_every, seed=seed,
+    )  # fmt: skip
 
 
 def sine_loss(
