@@ -152,11 +152,20 @@ def _small_unet(
     )
 
 
-def _preset(size: int, frames: int, unet: UNetConfig, **sections) -> VIDMConfig:
+def _preset(
+    size: int,
+    frames: int,
+    unet: UNetConfig,
+    *,
+    num_clips: int = 512,
+    num_emoji: int = 0,
+    flow_scale: float = 0.0,
+    **sections,
+) -> VIDMConfig:
     return VIDMConfig(
-        data=DataConfig(image_size=size, frames=frames, num_clips=sections.pop("num_clips", 512)),
+        data=DataConfig(image_size=size, frames=frames, num_clips=num_clips, num_emoji=num_emoji),
         content=ContentNetConfig(unet=unet),
-        motion=MotionNetConfig(unet=unet, num_frames=frames),
+        motion=MotionNetConfig(unet=unet, num_frames=frames, flow_scale=flow_scale),
         **sections,
     )
 
@@ -168,14 +177,17 @@ PRESETS: dict[str, VIDMConfig] = {
         data=DataConfig(root="data/CLEVRER/train"),
         flow=FlowConfig(training="torchscript", generation="torchscript"),
     ),
-    # The CPU-scale reproduction: 16 px, 8-frame sprite clips, a few hundred steps per generator.
+    # The CPU-scale reproduction: 16 px, 8-frame emoji sprite clips (4 emoji), 1000 steps; the
+    # flow enters in pixels (flow_scale 1, the units of the official SPyNet cue).
     "demo": _preset(
         16,
         8,
         _small_unet(16, 16, (1, 2), (8,), 8),
+        num_emoji=4,
+        flow_scale=1.0,
         diffusion=DiffusionConfig(respacing="10", sampling_variance="fixed_small"),
         train=TrainConfig(
-            steps=500, batch_size=16, lr=2e-3, ema_decay=0.99, log_every=20, checkpoint_every=300
+            steps=1000, batch_size=16, lr=2e-3, ema_decay=0.99, log_every=50, checkpoint_every=500
         ),
         generation=GenerationConfig(frames=8, num_videos=8),
     ),

@@ -132,7 +132,8 @@ class MotionUNet(nn.Module):
         emb = self.unet.embed(t)
         if cfg.use_frame_coordinate:
             frame = n.to(torch.float32) * (cfg.num_timesteps - 1) / (cfg.num_frames - 1)
-            emb = emb + self.frame_embed(timestep_embedding(frame, cfg.unet.model_channels))
+            sinusoid = timestep_embedding(frame, cfg.unet.model_channels).to(emb.dtype)
+            emb = emb + self.frame_embed(sinusoid)
         return emb
 
     def coords(self, t: Tensor, n: Tensor) -> Tensor:
