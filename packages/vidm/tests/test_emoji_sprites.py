@@ -20,7 +20,7 @@ def test_flow_warps_the_first_frame_onto_every_frame_exactly_on_the_sprite(index
     frames, flow, labels = clip["frames"], clip["flow"], clip["labels"]
     warped = warp(frames[:1].expand(len(frames), -1, -1, -1), flow)
     on = labels > 0
-    assert on[1:].sum() > 0.3 * on[1:].numel()  # the sprite covers a good part of the frame
+    assert on[1:].sum() > 0.1 * on[1:].numel()  # the sprite covers part of every frame
     assert (warped - frames).abs().amax(1)[on].max() < 1e-5
     assert flow[0].abs().max() == 0 and torch.all(flow.permute(1, 0, 2, 3)[:, ~on] == 0)
 
