@@ -141,3 +141,34 @@ def test_loaded_motion_generator_keeps_the_trained_frame_count_and_outputs(tmp_p
         loaded.load_state_dict(model.state_dict())
         t, n = torch.tensor([500, 500]), torch.tensor([3, 3])
         assert torch.equal(loaded(x, t, n, first, flow), model(x, t, n, first, flow))
+
+
+# --- the loss: plus the unscaled L_vb term, which trains only the variance channels ----------
+
+
+def test_loss_is_p2_mse_plus_the_vb_term_and_vb_sees_the_mean_detached():
+    cfg = dataclasses.replace(TINY.diffusion, num_timesteps=1000)
+    schedule = make_schedule(cfg)
+    x0 = torch.rand(16, 3, 4, 4, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    eps_param = torch.full((1,), 0.3, requires_grad=True)
+    var_param = torch.full((1,), 0.2, requires_grad=True)
+
+    def model(x, t):
+        return torch.cat([eps_param * torch.ones_like(x), var_param * torch.ones_like(x)], dim=1)
+
+    terms = training_loss(model, x0, schedule, cfg, torch.Generator().manual_seed(3))
+    assert terms["vb"].item() > 0
+    torch.testing.assert_close(terms["loss"], terms["mse"] + cfg.vb_scale * terms["vb"])
+    assert cfg.vb_scale == 1.0
+    (grad_eps,) = torch.autograd.grad(terms["vb"], eps_param, retain_graph=True, allow_unused=True)
+    assert grad_eps is None or grad_eps.abs().item() == 0  # the mean is detached in L_vb
+    (grad_var,) = torch.autograd.grad(terms["vb"], var_param)
+    assert grad_var.abs().item() > 0
+    doubled = training_loss(
+        model,
+        x0,
+        schedule,
+        dataclasses.replace(cfg, vb_scale=2.0),
+        torch.Generator().manual_seed(3),
+    )
+    torch.testing.assert_close(doubled["loss"], terms["mse"] + 2 * terms["vb"])

@@ -13,22 +13,57 @@ from diffrepro.core.models.unet import UNetConfig
 from diffrepro.core.train import TrainConfig
 from diffrepro.vidm.content import ContentNetConfig
 from diffrepro.vidm.diffusion import DiffusionConfig
+from diffrepro.vidm.emoji_sprites import VOCABULARY, EmojiSpritesConfig
 from diffrepro.vidm.motion_unet import MotionNetConfig
 from diffrepro.vidm.synthetic import SyntheticConfig
+
+DOMAINS = ("emoji", "shapes")
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    """``root`` empty: the embedded synthetic sprite videos; else a folder of videos (frame
-    folders or video files). Clips are the first ``frames`` frames, centre-cropped and resized."""
+    """``root`` empty: generated videos of ``domain`` ("emoji": emoji sprites bouncing over plain
+    backgrounds, :mod:`~diffrepro.vidm.emoji_sprites`; "shapes": solid squares/discs over photo
+    crops, :mod:`~diffrepro.vidm.synthetic`); else a folder of videos (frame folders or video
+    files). Clips are the first ``frames`` frames, centre-cropped and resized."""
 
     root: str = ""
     image_size: int = 128
     frames: int = 128
-    num_clips: int = 512  # synthetic only
+    num_clips: int = 512  # generated domains only
+    domain: str = "emoji"
+    sprite_size: int = 0  # emoji domain; 0 = 5/8 of image_size
+    max_speed: int = 1  # emoji domain, pixels per frame and axis
+    num_emoji: int = 0  # emoji domain: the first k of the vocabulary (0 = all 12)
     hflip: bool = True
     upstream_range: bool = False  # True: train targets n in {1..F-2} like the official randint
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.domain not in DOMAINS:
+            raise ValueError(f"unknown data.domain {self.domain!r}; expected one of {DOMAINS}")
+        if not 0 <= self.num_emoji <= len(VOCABULARY):
+            raise ValueError(
+                f"data.num_emoji must lie in [0, {len(VOCABULARY)}] (0 = all), got {self.num_emoji}"
+            )
+        if self.sprite_size < 0:
+            raise ValueError(
+                f"data.sprite_size must be >= 0 (0 = 5/8 of the frame), got {self.sprite_size}"
+            )
+
+    def generated(self) -> EmojiSpritesConfig | SyntheticConfig:
+        """The config of the generated videos of ``domain``."""
+        if self.domain == "shapes":
+            return self.synthetic()
+        return EmojiSpritesConfig(
+            size=self.image_size,
+            frames=self.frames,
+            num_clips=self.num_clips,
+            sprite_size=self.sprite_size or max(2, self.image_size * 5 // 8),
+            max_speed=self.max_speed,
+            vocabulary=VOCABULARY[: self.num_emoji or len(VOCABULARY)],
+            seed=self.seed,
+        )
 
     def synthetic(self) -> SyntheticConfig:
         size = self.image_size
@@ -117,11 +152,20 @@ def _small_unet(
     )
 
 
-def _preset(size: int, frames: int, unet: UNetConfig, **sections) -> VIDMConfig:
+def _preset(
+    size: int,
+    frames: int,
+    unet: UNetConfig,
+    *,
+    num_clips: int = 512,
+    num_emoji: int = 0,
+    flow_scale: float = 0.0,
+    **sections,
+) -> VIDMConfig:
     return VIDMConfig(
-        data=DataConfig(image_size=size, frames=frames, num_clips=sections.pop("num_clips", 512)),
+        data=DataConfig(image_size=size, frames=frames, num_clips=num_clips, num_emoji=num_emoji),
         content=ContentNetConfig(unet=unet),
-        motion=MotionNetConfig(unet=unet, num_frames=frames),
+        motion=MotionNetConfig(unet=unet, num_frames=frames, flow_scale=flow_scale),
         **sections,
     )
 
@@ -133,14 +177,17 @@ PRESETS: dict[str, VIDMConfig] = {
         data=DataConfig(root="data/CLEVRER/train"),
         flow=FlowConfig(training="torchscript", generation="torchscript"),
     ),
-    # The CPU-scale reproduction: 16 px, 8-frame sprite clips, a few hundred steps per generator.
+    # The CPU-scale reproduction: 16 px, 8-frame emoji sprite clips (4 emoji), 1000 steps; the
+    # flow enters in pixels (flow_scale 1, the units of the official SPyNet cue).
     "demo": _preset(
         16,
         8,
         _small_unet(16, 16, (1, 2), (8,), 8),
+        num_emoji=4,
+        flow_scale=1.0,
         diffusion=DiffusionConfig(respacing="10", sampling_variance="fixed_small"),
         train=TrainConfig(
-            steps=500, batch_size=16, lr=2e-3, ema_decay=0.99, log_every=20, checkpoint_every=300
+            steps=1000, batch_size=16, lr=2e-3, ema_decay=0.99, log_every=50, checkpoint_every=500
         ),
         generation=GenerationConfig(frames=8, num_videos=8),
     ),

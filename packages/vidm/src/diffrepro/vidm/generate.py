@@ -51,12 +51,20 @@ def generate_videos(
     flow_source: FlowSource,
     *,
     official_indexing: bool = False,
+    condition: Tensor | None = None,
 ) -> Tensor:
-    """Videos (B, num_frames, 3, H, W) whose frame 0 is ``first`` (B, 3, H, W)."""
+    """Videos (B, num_frames, 3, H, W) whose frame 0 is ``first`` (B, 3, H, W).
+
+    ``condition`` (default ``first``) is the first frame the network is given; a different one
+    (e.g. another clip's: the shuffled-first-frame control) leaves the video's frame 0 and the
+    flow, estimated from ``first`` to the previous frame, unchanged."""
     if num_frames < 1:
         raise ValueError(f"num_frames must be at least 1, got {num_frames}")
     if len(seeds) != first.shape[0]:
         raise ValueError(f"got {len(seeds)} seeds for {first.shape[0]} first frames")
+    condition = first if condition is None else condition
+    if condition.shape != first.shape:
+        raise ValueError(f"condition {tuple(condition.shape)} differs from first frames")
     schedule = sampling_schedule(cfg)
     generators = make_generators(seeds)
     frames = [first]
@@ -67,7 +75,7 @@ def generate_videos(
         )
 
         def model(x: Tensor, t: Tensor, flow: Tensor = flow, index: Tensor = index) -> Tensor:
-            return motion(x, t, index, first, flow)
+            return motion(x, t, index, condition, flow)
 
         x_t = initial_noise(first.shape, generators, first.device)
         frames.append(sample(model, x_t, schedule, cfg, generators))

@@ -10,6 +10,11 @@ It predicts [eps, v] for the noisy frame x^n_t given
 - the diffusion step t and the frame index n, through PosGN in every ResBlock (no timestep
   embedding exists in this network).
 
+``posgn=False`` is the PosGN-off ablation (not in the released code): ordinary ADM ResBlocks
+(AdaGN scale-shift) conditioned on a sinusoidal embedding of t plus one of the frame index,
+``emb = MLP_t(sin(t)) + MLP_n(sin(n (T - 1) / (N_v - 1)))`` (n rescaled onto t's range, the same
+normalisation as PosGN's n~); everything else (encoder, fusion, flow) is unchanged.
+
 Every ResBlock's output conv and the final conv start at zero, so at initialisation the network
 outputs exactly 0. There is no dropout layer.
 """
@@ -25,6 +30,7 @@ from torch import Tensor, nn
 
 from diffrepro.core.models.unet import UNetConfig, UNetModel
 from diffrepro.core.nn import ResBlock
+from diffrepro.core.nn.embeddings import timestep_embedding
 from diffrepro.vidm.posgn import PosGN, step_frame_coords
 
 
@@ -53,6 +59,7 @@ class MotionNetConfig:
     num_timesteps: int = 1000
     fusion_scale: float = 0.2
     use_frame_coordinate: bool = True
+    posgn: bool = True  # False: the PosGN-off ablation (AdaGN with sinusoidal t and n embeddings)
     flow_scale: float = 0.0  # 0: flow in pixels times 2 / image_size (grid units)
 
     def __post_init__(self) -> None:
@@ -95,9 +102,9 @@ class PosGNUNet(UNetModel):
 class FirstFrameEncoder(nn.Module):
     """The down path of a PosGN UNet (``input_blocks``), run on the first frame."""
 
-    def __init__(self, config: UNetConfig) -> None:
+    def __init__(self, config: UNetConfig, unet_cls: type[UNetModel] = PosGNUNet) -> None:
         super().__init__()
-        self.input_blocks = PosGNUNet(dataclasses.replace(config, cond_channels=0)).input_blocks
+        self.input_blocks = unet_cls(dataclasses.replace(config, cond_channels=0)).input_blocks
 
 
 class MotionUNet(nn.Module):
@@ -107,8 +114,27 @@ class MotionUNet(nn.Module):
         if not unet_cfg.learn_sigma:
             raise ValueError("VIDM's motion UNet learns its variance: set unet.learn_sigma=true")
         self.config = config
-        self.unet = PosGNUNet(unet_cfg)
-        self.encoder = FirstFrameEncoder(unet_cfg)
+        unet_cls = PosGNUNet if config.posgn else UNetModel
+        self.unet = unet_cls(unet_cfg)
+        self.encoder = FirstFrameEncoder(unet_cfg, unet_cls)
+        if not config.posgn:
+            width = 4 * unet_cfg.model_channels
+            self.frame_embed = nn.Sequential(
+                nn.Linear(unet_cfg.model_channels, width), nn.SiLU(), nn.Linear(width, width)
+            )
+
+    def conditioning(self, t: Tensor, n: Tensor) -> Tensor:
+        """What every ResBlock receives: the (B, 2) PosGN coordinates, or, for ``posgn=False``,
+        the (B, 4C) AdaGN embedding of t and n."""
+        if self.config.posgn:
+            return self.coords(t, n)
+        cfg = self.config
+        emb = self.unet.embed(t)
+        if cfg.use_frame_coordinate:
+            frame = n.to(torch.float32) * (cfg.num_timesteps - 1) / (cfg.num_frames - 1)
+            sinusoid = timestep_embedding(frame, cfg.unet.model_channels).to(emb.dtype)
+            emb = emb + self.frame_embed(sinusoid)
+        return emb
 
     def coords(self, t: Tensor, n: Tensor) -> Tensor:
         cfg = self.config
@@ -129,7 +155,7 @@ class MotionUNet(nn.Module):
             )
         self.unet.check_input(x, flow)
         device = x.device
-        coords = self.coords(
+        coords = self.conditioning(
             torch.as_tensor(t, device=device).expand(x.shape[0]),
             torch.as_tensor(n, device=device).expand(x.shape[0]),
         )

@@ -34,7 +34,7 @@ PAPER = Paper(
     title="VIDM: Video Implicit Diffusion Models",
     arxiv="2212.00235",
     bibtex=BIBTEX,
-    status="reproduced at CPU scale on synthetic sprite videos (paper tables unavailable)",
+    status="reproduced at CPU scale on emoji sprite videos (paper tables unavailable)",
     demo=demo,
     summary="Two-stage video diffusion: a content DDPM for the first frame, a motion DDPM for each "
     "next frame conditioned on the first frame, the flow so far and the frame index (PosGN).",

@@ -24,21 +24,27 @@ from diffrepro.core.train import (
 from diffrepro.vidm.config import VIDMConfig
 from diffrepro.vidm.content import ContentUNet
 from diffrepro.vidm.diffusion import make_schedule, training_loss
+from diffrepro.vidm.emoji_sprites import EmojiSprites, EmojiSpritesConfig
 from diffrepro.vidm.flow import FlowSource, make_flow_source
 from diffrepro.vidm.motion_unet import MotionUNet
 from diffrepro.vidm.pairs import content_batch, motion_batch
-from diffrepro.vidm.synthetic import SyntheticSprites
+from diffrepro.vidm.synthetic import SyntheticConfig, SyntheticSprites
 from diffrepro.vidm.video_folder import VideoFolder
 
 STAGES = ("content", "motion")
 
 
 def make_dataset(cfg: VIDMConfig) -> torch.utils.data.Dataset:
-    """The embedded sprite videos (``data.root`` empty) or a folder of videos."""
+    """The generated videos of ``data.domain`` (``data.root`` empty) or a folder of videos."""
     data = cfg.data
     if not data.root:
-        return SyntheticSprites(data.synthetic())
+        return generated_dataset(data.generated())
     return VideoFolder(data.root, size=data.image_size, frames=data.frames)
+
+
+def generated_dataset(cfg: EmojiSpritesConfig | SyntheticConfig) -> torch.utils.data.Dataset:
+    """The generated clips of a domain config (emoji sprites or the shapes over photos)."""
+    return EmojiSprites(cfg) if isinstance(cfg, EmojiSpritesConfig) else SyntheticSprites(cfg)
 
 
 def build_network(cfg: VIDMConfig, stage: str) -> nn.Module:
