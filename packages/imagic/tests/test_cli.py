@@ -4,10 +4,9 @@ import torch
 from PIL import Image
 
 from diffrepro.core.checkpoints import load_checkpoint
-from diffrepro.core.finetune_fixtures import check_demo_needs_built_zoo
+from diffrepro.core.finetune_fixtures import check_demo_needs_built_zoo, check_fails_cleanly
 from diffrepro.core.finetune_fixtures import write_rgba_image as write_image
 from diffrepro.core.models.sd_unet import UNet2DConditionModel
-from diffrepro.core.testing import snapshot
 from diffrepro.imagic.cli import main
 from diffrepro.imagic.paper import BIBTEX
 
@@ -115,13 +114,7 @@ def test_bad_input_gives_one_line_exit_2_and_changes_nothing(trained, case, caps
     argv, message = bad_cases(root, image, out)[case]
     if case != "run exists":
         argv = [*argv, "--out", str(root / "bad-out")]
-    before = snapshot(root)
-    capsys.readouterr()
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1, err
-    assert err.startswith("imagic") and "error:" in err and message in err, err
-    assert snapshot(root) == before
+    check_fails_cleanly(main, argv, root, prog="imagic", message=message, capsys=capsys)
 
 
 def test_demo_without_a_built_zoo_fails_cleanly(tmp_path, monkeypatch, capsys):

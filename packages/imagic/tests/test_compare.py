@@ -9,13 +9,12 @@ import torch
 
 from diffrepro.core.compare import EditMethod
 from diffrepro.core.compare.contract import check_result
+from diffrepro.core.finetune_fixtures import assert_bundle_unchanged, bundle_state
 from diffrepro.core.seeded_sampling import decode_clamped as decode
 from diffrepro.imagic import compare
 from diffrepro.imagic.pipeline import fit
 from diffrepro.imagic.sampling import sample_embedding
 from diffrepro.imagic.stages import interpolate
-
-from .conftest import same_state
 
 SOURCE, TARGET = "a red square", "a blue square"
 
@@ -24,26 +23,6 @@ SOURCE, TARGET = "a red square", "a blue square"
 def budget(monkeypatch):
     monkeypatch.setattr(compare, "EMBED_STEPS", 3)
     monkeypatch.setattr(compare, "FINETUNE_STEPS", 2)
-
-
-def frozen(sd):
-    nets = ("unet", "vae", "text_encoder")
-    return {
-        "state": {n: {k: v.clone() for k, v in getattr(sd, n).state_dict().items()} for n in nets},
-        "grad": {n: [p.requires_grad for p in getattr(sd, n).parameters()] for n in nets},
-        "training": {n: getattr(sd, n).training for n in nets},
-        "dtype": sd.dtype,
-        "tokens": sd.tokenizer.encode("a sks red square"),
-    }
-
-
-def assert_unchanged(sd, before):
-    after = frozen(sd)
-    for name, state in before["state"].items():
-        assert same_state(state, getattr(sd, name)), name
-    assert {k: v for k, v in after.items() if k != "state"} == {
-        k: v for k, v in before.items() if k != "state"
-    }
 
 
 def test_entry_point_registers_imagic():
@@ -55,11 +34,11 @@ def test_entry_point_registers_imagic():
 
 def test_edit_follows_the_contract_and_leaves_sd_alone(sd, image, budget):
     x = image[None]
-    before = frozen(sd)
+    before = bundle_state(sd)
     a = compare.imagic_edit(sd, x, SOURCE, TARGET, seed=0, steps=4)
     check_result(a, x, "imagic")
     assert a.reconstruction is not None and a.edited.shape == x.shape
-    assert_unchanged(sd, before)
+    assert_bundle_unchanged(sd, before)
     # stage A 3 + stage B 2 forwards (batch 1), then 4 guided steps of 2 rows
     assert a.unet_evals == 3 + 2 + 4 * 2
     b = compare.imagic_edit(sd, x, SOURCE, TARGET, seed=0, steps=4)

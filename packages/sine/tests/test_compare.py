@@ -10,13 +10,12 @@ import torch
 
 from diffrepro.core.compare import EditMethod
 from diffrepro.core.compare.contract import check_result
+from diffrepro.core.finetune_fixtures import assert_bundle_unchanged, bundle_state
 from diffrepro.core.seeded_sampling import decode_clamped as decode
 from diffrepro.sine import compare
 from diffrepro.sine.editing import FineTuned, edit, make_guide
 from diffrepro.sine.finetune import finetune
 from diffrepro.sine.guidance import Window, active_steps
-
-from .conftest import same_state
 
 SOURCE, TARGET = "a red square", "a blue square"
 
@@ -24,27 +23,6 @@ SOURCE, TARGET = "a red square", "a blue square"
 @pytest.fixture
 def budget(monkeypatch):
     monkeypatch.setattr(compare, "FINETUNE_STEPS", 3)
-
-
-def frozen(sd):
-    nets = ("unet", "vae", "text_encoder")
-    return {
-        "state": {n: {k: v.clone() for k, v in getattr(sd, n).state_dict().items()} for n in nets},
-        "grad": {n: [p.requires_grad for p in getattr(sd, n).parameters()] for n in nets},
-        "training": {n: getattr(sd, n).training for n in nets},
-        "dtype": sd.dtype,
-        "tokens": sd.tokenizer.encode("a sks red square"),
-        "unet": type(sd.unet),
-    }
-
-
-def assert_unchanged(sd, before):
-    after = frozen(sd)
-    for name, state in before["state"].items():
-        assert same_state(state, getattr(sd, name)), name
-    assert {k: v for k, v in after.items() if k != "state"} == {
-        k: v for k, v in before.items() if k != "state"
-    }
 
 
 def test_entry_point_registers_sine():
@@ -61,11 +39,11 @@ def window_steps(sd, steps):
 
 def test_edit_follows_the_contract_and_leaves_sd_alone(sd, image, budget):
     x = image[None]
-    before = frozen(sd)
+    before = bundle_state(sd)
     a = compare.sine_edit(sd, x, SOURCE, TARGET, seed=0, steps=4)
     check_result(a, x, "sine")
     assert a.reconstruction is not None
-    assert_unchanged(sd, before)
+    assert_bundle_unchanged(sd, before)
     guided = window_steps(sd, 4)
     assert 0 < guided < 4  # K = 500 halves the grid: the count below is not 2 * 4 or 3 * 4
     # 3 fine-tuning forwards, 2 pretrained rows per step, 1 fine-tuned row per guided step

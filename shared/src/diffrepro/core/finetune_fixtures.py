@@ -8,7 +8,10 @@ Import the fixtures into a package's ``conftest.py`` (pytest finds them there)::
   in [-1, 1]; ``state_hashes``: :func:`state_copy`, a detached copy of a module's state dict.
 - :func:`same_state`: whether a module's state equals such a copy, key for key, bit for bit.
 - :func:`write_rgba_image`: a small RGBA PNG (a red box, a transparent top band) for CLI tests.
-- :func:`check_demo_needs_built_zoo`: ``demo`` without a built zoo fails with one clean line.
+- :func:`check_demo_needs_built_zoo`: ``demo`` without a built zoo fails with one clean line;
+  :func:`check_fails_cleanly`: a bad command line fails the same way and changes no file.
+- :func:`bundle_state` / :func:`assert_bundle_unchanged`: a shared SD bundle left as it was
+  (weights, requires-grad flags, modes, dtype, UNet class, tokenizer).
 """
 
 from __future__ import annotations
@@ -72,3 +75,44 @@ def check_demo_needs_built_zoo(main, tmp_path: Path, monkeypatch, capsys) -> Non
     assert main(["demo", "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "not built" in err, err
+
+
+def check_fails_cleanly(main, argv: list[str], root: Path, *, prog: str, message: str, capsys):
+    """``main(argv)``: exit 2, one stderr line ``<prog> ... error: ...`` holding ``message``, and
+    nothing under ``root`` changed."""
+    from diffrepro.core.testing import snapshot
+
+    before = snapshot(root)
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith(prog) and "error:" in err and message in err, err
+    assert snapshot(root) == before
+
+
+BUNDLE_PARTS = ("unet", "vae", "text_encoder")
+
+
+def bundle_state(sd) -> dict:
+    """What a method must leave as it found in a shared SD bundle: every weight, requires-grad
+    flag and train/eval mode of its networks, its dtype, the UNet's class and the tokenizer."""
+    parts = {name: getattr(sd, name) for name in BUNDLE_PARTS}
+    return {
+        "state": {name: state_copy(net) for name, net in parts.items()},
+        "grad": {name: [p.requires_grad for p in net.parameters()] for name, net in parts.items()},
+        "training": {name: net.training for name, net in parts.items()},
+        "dtype": sd.dtype,
+        "unet": type(sd.unet),
+        "tokens": sd.tokenizer.encode("a sks red square"),
+    }
+
+
+def assert_bundle_unchanged(sd, before: dict) -> None:
+    """``sd`` is as :func:`bundle_state` found it."""
+    for name, state in before["state"].items():
+        assert same_state(state, getattr(sd, name)), f"{name} weights changed"
+    after = bundle_state(sd)
+    for key in before:
+        if key != "state":
+            assert after[key] == before[key], f"{key} changed"

@@ -14,12 +14,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from diffrepro.core.base_model_cli import (
-    add_model_args,
-    check_prompt_length,
-    model_source,
-    open_model,
-)
+from diffrepro.core import base_model_cli
 from diffrepro.core.cli import (
     RUNS_DIR,
     add_common_args,
@@ -44,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=_train)
     sample = commands.add_parser("sample", help="stage C from an `imagic train` folder")
     add_common_args(sample, preset="demo")
-    add_model_args(sample)
+    base_model_cli.add_model_args(sample)
     sample.add_argument("--finetuned", type=Path, required=True, help="an `imagic train` --out")
     _sample_args(sample)
     sample.set_defaults(func=_sample)
@@ -53,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _train_args(parser: argparse.ArgumentParser) -> None:
     add_common_args(parser, preset="demo")
-    add_model_args(parser)
+    base_model_cli.add_model_args(parser)
     parser.add_argument("--image", type=existing_file, required=True, help="the image to edit")
     parser.add_argument("--prompt", required=True, help='target text, e.g. "a sitting dog"')
     parser.add_argument("--no-stage-a", action="store_true", help="ablation: e_opt = e_tgt")
@@ -92,12 +87,12 @@ def _fit(args: argparse.Namespace, out: Path):
         raise ValueError("--prompt is empty: give the target text")
     if (out / RUN).exists() or (out / "stage_a").exists() or (out / "stage_b").exists():
         raise ValueError(f"{out} already holds an Imagic run; choose a new --out")
-    source = model_source(args)
-    sd = open_model(source, args, cfg.dtype)
+    source = base_model_cli.model_source(args)
+    sd = base_model_cli.open_model(source, args, cfg.dtype)
     factor = sd.vae.downscale_factor
     if cfg.resolution % factor:
         raise ValueError(f"resolution {cfg.resolution} is not a multiple of the VAE's {factor}")
-    check_prompt_length(sd, args.prompt, "--prompt")
+    base_model_cli.check_prompt_length(sd, args.prompt, "--prompt")
     image = load_image_resized(args.image, cfg.resolution, cfg.resolution)
     seed_everything(args.seed)
     fitted = fit(sd, image, args.prompt, cfg, out, args.seed)
@@ -128,7 +123,8 @@ def _sample(args: argparse.Namespace) -> None:
 
     cfg = _config(args)
     saved = load_run(args.finetuned)
-    sd = open_model(model_source(args, fallback=saved.model), args, cfg.dtype)
+    source = base_model_cli.model_source(args, fallback=saved.model)
+    sd = base_model_cli.open_model(source, args, cfg.dtype)
     if saved.e_tgt.shape[1:] != sd.encode_prompt("").shape[1:]:
         raise ValueError(
             f"{args.finetuned}: embeddings of shape {tuple(saved.e_tgt.shape)} do not fit the "

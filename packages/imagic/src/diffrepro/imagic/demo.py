@@ -19,16 +19,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from diffrepro.core.edit_demo import (
-    EditDemoSetup,
-    judge_scores,
-    quick_setup,
-    report_tail,
-    rows_figure,
-    run_edit_demo,
-    write_report,
-    zoo_setup,
-)
+from diffrepro.core import edit_demo as frame
 from diffrepro.core.report import DemoResult, Headline, markdown_table, write_metrics
 from diffrepro.core.seeded_sampling import decode_clamped
 
@@ -55,12 +46,12 @@ QUICK = DemoSettings(PRESETS["tiny"], (0.0, 0.5, 1.0), 2)
 def demo(
     out_dir: Path, *, device: str = "cpu", seed: int = 0, quick: bool = False, build_zoo=None
 ) -> DemoResult:
-    setup, metrics, rows = run_edit_demo(
+    setup, metrics, rows = frame.run_edit_demo(
         out_dir, QUICK if quick else FULL, _experiment, setup_fn=_setup, device=device,
         seed=seed, quick=quick, build_zoo=build_zoo,
     )  # fmt: skip
     out_dir = Path(out_dir)
-    figure = rows_figure(rows, out_dir / "figure.png", label_width=220, label_chars=34)
+    figure = frame.rows_figure(rows, out_dir / "figure.png", label_width=220, label_chars=34)
     curve = _curve(metrics, out_dir / "tradeoff.png")
     write_metrics(out_dir, metrics)
     headline = _headline(metrics)
@@ -69,11 +60,11 @@ def demo(
     return DemoResult(report, headline, metrics)
 
 
-def _setup(quick: bool, build_zoo: bool) -> EditDemoSetup:
-    return quick_setup() if quick else zoo_setup(SOURCE, TARGET, build_zoo)
+def _setup(quick: bool, build_zoo: bool) -> frame.EditDemoSetup:
+    return frame.quick_setup() if quick else frame.zoo_setup(SOURCE, TARGET, build_zoo)
 
 
-def _experiment(setup: EditDemoSetup, settings: DemoSettings, out_dir: Path, seed: int):
+def _experiment(setup: frame.EditDemoSetup, settings: DemoSettings, out_dir: Path, seed: int):
     cfg, sd = settings.imagic, setup.sd
     prompt = CAPTION.format(TARGET)
     pretrained = copy.deepcopy(sd.unet)
@@ -124,8 +115,8 @@ def _experiment(setup: EditDemoSetup, settings: DemoSettings, out_dir: Path, see
     return metrics, rows
 
 
-def _scores(setup: EditDemoSetup, images) -> dict[str, float]:
-    return judge_scores(setup, images, psnr=True)
+def _scores(setup: frame.EditDemoSetup, images) -> dict[str, float]:
+    return frame.judge_scores(setup, images, psnr=True)
 
 
 def _curve(metrics: dict, path: Path) -> Path:
@@ -248,6 +239,6 @@ def _report(out_dir, setup, settings, metrics, headline, figures, seed, quick) -
         "",
         *rows,
         "",
-        *report_tail(scale, metrics),
+        *frame.report_tail(scale, metrics),
     ]
-    return write_report(out_dir, lines)
+    return frame.write_report(out_dir, lines)

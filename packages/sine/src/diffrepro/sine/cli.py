@@ -13,12 +13,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from diffrepro.core.base_model_cli import (
-    add_model_args,
-    check_prompt_length,
-    model_source,
-    open_model,
-)
+from diffrepro.core import base_model_cli
 from diffrepro.core.cli import (
     RUNS_DIR,
     add_common_args,
@@ -38,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser, commands = paper_parser(PAPER)
     train = commands.add_parser("train", help="fine-tune a copy of the model on one image")
     add_common_args(train, preset="demo")
-    add_model_args(train)
+    base_model_cli.add_model_args(train)
     train.add_argument("--image", type=existing_file, required=True, help="the image to edit")
     train.add_argument("--class-word", required=True, help='coarse class, e.g. "dog"')
     train.add_argument("--patch", action="store_true", help="patch-based fine-tuning")
@@ -46,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     edit = commands.add_parser("edit", help="model-based classifier-free guidance")
     add_common_args(edit, preset="demo")
-    add_model_args(edit)
+    base_model_cli.add_model_args(edit)
     edit.add_argument(
         "--finetuned", type=Path, action="append", required=True, help="`sine train` folder "
         "(repeatable: several guide models, each with its own --v and --k)",
@@ -64,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sample = commands.add_parser("sample", help="sample the fine-tuned model alone (plain CFG)")
     add_common_args(sample, preset="demo")
-    add_model_args(sample)
+    base_model_cli.add_model_args(sample)
     sample.add_argument("--finetuned", type=Path, required=True, help="`sine train` folder")
     sample.add_argument("--prompt", required=True)
     sample.add_argument("--height", type=positive_int, default=None, help="pixels")
@@ -89,7 +84,7 @@ def _config(args: argparse.Namespace):
 def _check_prompt(sd, prompt: str, flag: str) -> None:
     if not prompt.strip():
         raise ValueError(f"{flag} is empty")
-    check_prompt_length(sd, prompt, flag)
+    base_model_cli.check_prompt_length(sd, prompt, flag)
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -106,8 +101,8 @@ def _train(args: argparse.Namespace) -> None:
     word = args.class_word.strip()
     if not word or len(word.split()) != 1:
         raise ValueError(f"--class-word must be one word, got {args.class_word!r}")
-    source = model_source(args)
-    sd = open_model(source, args, cfg.dtype)
+    source = base_model_cli.model_source(args)
+    sd = base_model_cli.open_model(source, args, cfg.dtype)
     factor = sd.vae.downscale_factor
     if cfg.resolution % factor:
         raise ValueError(f"resolution {cfg.resolution} is not a multiple of the VAE's {factor}")
@@ -151,7 +146,8 @@ def _edit(args: argparse.Namespace) -> None:
         if k > cfg.k_max:
             raise ValueError(f"--k {k} lies above k_max {cfg.k_max}")
     metas = [read_meta(folder) for folder in args.finetuned]
-    base = open_model(model_source(args, fallback=metas[0]["model"]), args, cfg.dtype)
+    source = base_model_cli.model_source(args, fallback=metas[0]["model"])
+    base = base_model_cli.open_model(source, args, cfg.dtype)
     _check_prompt(base, args.prompt, "--prompt")
     guides = []
     for folder, v, k, prompt in zip(args.finetuned, vs, ks, prompts):
@@ -176,7 +172,8 @@ def _sample(args: argparse.Namespace) -> None:
 
     cfg = _config(args)
     meta = read_meta(args.finetuned)
-    base = open_model(model_source(args, fallback=meta["model"]), args, cfg.dtype)
+    source = base_model_cli.model_source(args, fallback=meta["model"])
+    base = base_model_cli.open_model(source, args, cfg.dtype)
     tuned = load_finetuned(args.finetuned, base)
     _check_prompt(base, args.prompt, "--prompt")
     height, width = _size(base, cfg, args)

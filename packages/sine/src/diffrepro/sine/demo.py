@@ -23,16 +23,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from diffrepro.core.edit_demo import (
-    EditDemoSetup,
-    judge_scores,
-    quick_setup,
-    report_tail,
-    rows_figure,
-    run_edit_demo,
-    write_report,
-    zoo_setup,
-)
+from diffrepro.core import edit_demo as frame
 from diffrepro.core.models.stable_diffusion import StableDiffusion
 from diffrepro.core.report import DemoResult, Headline, markdown_table, write_metrics
 from diffrepro.core.seeded_sampling import decode_clamped
@@ -66,23 +57,25 @@ def demo(
     out_dir: Path, *, device: str = "cpu", seed: int = 0, quick: bool = False, build_zoo=None
 ) -> DemoResult:
     settings = QUICK if quick else FULL
-    setup, metrics, rows = run_edit_demo(
+    setup, metrics, rows = frame.run_edit_demo(
         out_dir, settings, _experiment, setup_fn=_setup, device=device, seed=seed, quick=quick,
         build_zoo=build_zoo,
     )  # fmt: skip
     out_dir = Path(out_dir)
-    figure = rows_figure(rows, out_dir / "figure.png", label_width=230, label_chars=36)
+    figure = frame.rows_figure(rows, out_dir / "figure.png", label_width=230, label_chars=36)
     write_metrics(out_dir, metrics)
     headline = _headline(metrics)
     report = _report(out_dir, setup, settings, metrics, headline, figure, seed, quick)
     return DemoResult(report, headline, metrics)
 
 
-def _setup(quick: bool, build_zoo: bool) -> EditDemoSetup:
-    return quick_setup(high=True) if quick else zoo_setup(SOURCE, TARGET, build_zoo, high=True)
+def _setup(quick: bool, build_zoo: bool) -> frame.EditDemoSetup:
+    if quick:
+        return frame.quick_setup(high=True)
+    return frame.zoo_setup(SOURCE, TARGET, build_zoo, high=True)
 
 
-def _tuned(setup: EditDemoSetup, cfg: SineConfig, image, out: Path, seed: int) -> FineTuned:
+def _tuned(setup: frame.EditDemoSetup, cfg: SineConfig, image, out: Path, seed: int) -> FineTuned:
     sd = setup.sd
     copy_sd = StableDiffusion(
         copy.deepcopy(sd.unet), sd.vae, copy.deepcopy(sd.text_encoder), sd.tokenizer, sd.scheduler
@@ -91,7 +84,7 @@ def _tuned(setup: EditDemoSetup, cfg: SineConfig, image, out: Path, seed: int) -
     return FineTuned(copy_sd, cfg.caption.format(CLASS_WORD))
 
 
-def _experiment(setup: EditDemoSetup, settings: DemoSettings, out_dir: Path, seed: int):
+def _experiment(setup: frame.EditDemoSetup, settings: DemoSettings, out_dir: Path, seed: int):
     cfg, sd = settings.sine, setup.sd
     prompt = EDIT.format(TARGET)
     seeds = [seed + k for k in range(settings.seeds)]
@@ -147,8 +140,8 @@ def _experiment(setup: EditDemoSetup, settings: DemoSettings, out_dir: Path, see
     return metrics, rows
 
 
-def _scores(setup: EditDemoSetup, images) -> dict[str, float]:
-    return judge_scores(setup, images)
+def _scores(setup: frame.EditDemoSetup, images) -> dict[str, float]:
+    return frame.judge_scores(setup, images)
 
 
 def _fmt(p: dict) -> str:
@@ -227,6 +220,6 @@ def _report(out_dir, setup, settings, metrics, headline, figure, seed, quick) ->
         "",
         *table,
         "",
-        *report_tail(scale, metrics),
+        *frame.report_tail(scale, metrics),
     ]
-    return write_report(out_dir, lines)
+    return frame.write_report(out_dir, lines)
