@@ -156,9 +156,20 @@ def _setup(cfg: DemoConfig, device: torch.device) -> Setup:
     judge = zoo.load("emoji-judge", device=str(device), build=False)
     corpus, _ = emoji.images(32, "train")
     heldout, _ = emoji.images(32, "heldout")
-    rows = np.linspace(0, len(heldout) - 1, cfg.test_images).round().astype(int)
-    names = [emoji.select("heldout")[int(i)].name for i in rows]
-    return Setup(model, 32, heldout[rows], names, corpus, JudgeEmbedder(judge), "zoo emoji-ddpm")
+    order = [e.name for e in emoji.select("heldout")]
+    missing = [n for n in cfg.test_names if n not in order]
+    if missing:
+        raise ValueError(f"test emoji {missing} are not in the held-out split")
+    rows = [order.index(n) for n in cfg.test_names]
+    return Setup(
+        model,
+        32,
+        heldout[rows],
+        list(cfg.test_names),
+        corpus,
+        JudgeEmbedder(judge),
+        "zoo emoji-ddpm",
+    )
 
 
 def _gen(*parts: int) -> torch.Generator:
