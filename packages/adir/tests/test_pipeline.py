@@ -140,7 +140,7 @@ def test_quick_demo_writes_finite_losses_scores_and_its_report(tmp_path):
             math.isfinite(gain["mean"]) and math.isfinite(gain["sd"]) and len(gain["per_seed"]) == 2
         )
         assert f"| {task} |" in report
-        assert metrics[task]["guided"]["residual_sigma"] < 1.3  # the projection to σ (+ clamping)
+        assert metrics[task]["guided"]["residual_sigma"] < 2  # projected to σ, then clamped
     assert "Statement of scale" in report and len(result.headline) == 2
 
 
