@@ -15,6 +15,13 @@ from diffrepro.core.zoo.ddpm import PixelDiffusion
 STEPS = 6
 
 
+@pytest.fixture(autouse=True)
+def _small_adaptation(monkeypatch):
+    """The same code path with a smaller budget (the real one costs seconds per call)."""
+    small = dataclasses.replace(compare.COMPARE_ADAPT, lr=1e-2, iterations=3, batch_size=2)
+    monkeypatch.setattr(compare, "COMPARE_ADAPT", small)
+
+
 @pytest.fixture(scope="module")
 def base():
     torch.manual_seed(0)
