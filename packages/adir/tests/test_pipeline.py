@@ -95,6 +95,40 @@ def test_restore_samples_with_the_adapted_model(corpus):
     assert not torch.allclose(result.restored, base.clamp(-1, 1), atol=1e-4)
 
 
+class Spy(torch.nn.Module):
+    """Records the first input of every call of the wrapped model."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.seen = model, []
+
+    def forward(self, x, t):
+        self.seen.append((x.clone(), t.clone()))
+        return self.model(x, t)
+
+
+def test_start_timestep_starts_from_the_noised_pseudo_inverse():
+    from diffrepro.adir.model import sampling_schedule
+    from diffrepro.adir.restore import naive_baseline, start_index
+    from diffrepro.core.samplers import per_sample_noise
+
+    torch.manual_seed(0)
+    cfg = dataclasses.replace(CFG, start_timestep=400, guidance=GuidanceConfig(scale=0.5))
+    schedule = sampling_schedule(cfg)
+    first = start_index(schedule, 400)
+    assert int(schedule.timesteps[first]) <= 400 < int(schedule.timesteps[first + 1])
+    assert start_index(schedule, None) == len(schedule) - 1
+    op = make_operator("sr2", 16)
+    y = op.forward(smooth_images(1))
+    spy = Spy(build_model(CFG).eval())
+    guided_sample(spy, op, y, (1, 3, 16, 16), cfg, generator=torch.Generator().manual_seed(3))
+    z = per_sample_noise((1, 3, 16, 16), torch.Generator().manual_seed(3), "cpu")
+    abar = float(schedule.alphas_cumprod[first])
+    expected = abar**0.5 * naive_baseline(op, y) + (1 - abar) ** 0.5 * z
+    torch.testing.assert_close(spy.seen[0][0], expected)
+    assert int(spy.seen[0][1][0]) == int(schedule.timesteps[first]) and len(spy.seen) == first + 1
+
+
 def test_same_seed_same_restoration():
     torch.manual_seed(0)
     model = build_model(CFG).eval()
@@ -136,6 +170,14 @@ def test_quick_demo_writes_finite_losses_scores_and_its_report(tmp_path):
                 metrics[task][method]["per_seed_psnr"] != metrics[task]["guided"]["per_seed_psnr"]
             )
         gain = metrics[task]["gains_db"]["adir_minus_random"]
+        diffs = [
+            a - b
+            for a, b in zip(
+                metrics[task]["adir"]["per_seed_psnr"], metrics[task]["random"]["per_seed_psnr"]
+            )
+        ]
+        assert gain["per_seed"] == pytest.approx(diffs)
+        assert gain["mean"] == pytest.approx(sum(diffs) / 2)
         assert (
             math.isfinite(gain["mean"]) and math.isfinite(gain["sd"]) and len(gain["per_seed"]) == 2
         )
