@@ -35,6 +35,7 @@ from torch.utils.tensorboard import SummaryWriter
 from diffrepro.core.config import config_to_dict, save_config
 from diffrepro.core.report import DemoResult, Headline, markdown_table, write_metrics
 from diffrepro.core.repro import resolve_device, seed_everything
+from diffrepro.core.zoo.ddpm import DDPM_UNET
 
 from .adapt import adapted_copy
 from .config import PRESETS, AdaptConfig, ADIRConfig
@@ -88,6 +89,7 @@ class DemoConfig:
 
 EMOJI_ADIR = dataclasses.replace(
     PRESETS["demo"],
+    unet=DDPM_UNET,  # emoji-ddpm's UNet flags (its weights come from the zoo)
     sample_steps="50",
     start_timestep=200,
     guidance=GuidanceConfig(final="discrepancy"),
