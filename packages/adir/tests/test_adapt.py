@@ -91,3 +91,32 @@ def test_adapted_copy_is_merged_into_the_same_function():
         original = model(x, t)
     assert not torch.allclose(unmerged, original, atol=1e-5)
     torch.testing.assert_close(merged, unmerged, atol=1e-5, rtol=1e-4)
+
+
+def test_lora_scale_is_alpha_over_rank_in_outputs_and_merge():
+    model = tiny_model()
+    add_lora(model, AdaptConfig(rank=16, alpha=8.0))
+    layers = list(lora_layers(model))
+    assert layers and all(layer.scale == 0.5 for layer in layers)
+    layer = next(m for m in model.modules() if isinstance(m, LoRAConv))
+    torch.nn.init.normal_(layer.up.weight, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(1, layer.base.in_channels, 8, 8, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = layer.base(x) + 0.5 * layer.up(layer.down(x))
+        torch.testing.assert_close(layer(x), expected)
+        layer.merge()
+        torch.testing.assert_close(layer(x), expected, atol=1e-5, rtol=1e-4)
+
+
+def test_same_generator_same_adapted_model_whatever_the_global_rng():
+    model = tiny_model()
+    images = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    cfg = AdaptConfig(rank=2, lr=1e-2, iterations=2, batch_size=2)
+    runs = []
+    for global_seed in (5, 6):
+        torch.manual_seed(global_seed)
+        adapted = adapted_copy(
+            model, images, train_schedule(CFG), cfg, generator=torch.Generator().manual_seed(0)
+        )
+        runs.append(adapted.state_dict())
+    assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])

@@ -147,3 +147,71 @@ def test_guided_sampling_reduces_measurement_residual(variance):
     callback = adir_callback(op, y, GuidanceConfig(scale=2.0))
     guided = run(callback, variance=variance, model=model, steps="50")
     assert (op.forward(guided) - y).norm() < 0.6 * (op.forward(free) - y).norm()
+
+
+def _state(t_index=3, alpha_bar=0.3, alpha_bar_prev=0.6):
+    from diffrepro.core.samplers import StepState
+
+    x, eps, mean = rand(20), rand(21), rand(22)
+    variance = torch.full(SHAPE, 0.04, dtype=torch.float64)
+    return StepState(
+        i=0, t_index=t_index, timestep=10 * t_index, alpha_bar=alpha_bar,
+        alpha_bar_prev=alpha_bar_prev, x=x, model_output=eps, eps=eps, x0=x, mean=mean,
+        variance=variance, noise=None,
+    )  # fmt: skip
+
+
+def _expected_mean(op, y, state, eps, abar, scale, sigma):
+    """float64 re-derivation: y_t = √ᾱ y + √(1-ᾱ) A ε, g = -Aᵀ(Aμ - y_t)/(σ² ᾱ), μ + sΣg."""
+    y_t = abar**0.5 * y + (1 - abar) ** 0.5 * op.forward(eps)
+    grad = -op.adjoint(op.forward(state.mean) - y_t) / (sigma**2 * abar)
+    return state.mean + scale * state.variance * grad
+
+
+@pytest.mark.parametrize("level", ["next", "current"])
+def test_level_picks_the_alpha_bar_of_the_sampled_variable(level):
+    op = make_operator("sr2", SIZE)
+    y = op.forward(rand(23))
+    state = _state()
+    cfg = GuidanceConfig(scale=0.7, gradient="likelihood", level=level)
+    out = adir_callback(op, y, cfg, noise_sigma=0.1)(state)
+    abar = state.alpha_bar_prev if level == "next" else state.alpha_bar
+    expected = _expected_mean(op, y, state, state.eps, abar, 0.7, 0.1)
+    torch.testing.assert_close(out.mean, expected, rtol=1e-12, atol=1e-12)
+    assert GuidanceConfig().level == "next"  # the spec's default: ᾱ_{t-1}
+
+
+def test_reevaluate_calls_the_model_at_the_mean_and_the_next_index():
+    op = make_operator("inpaint_random", SIZE)
+    y = op.forward(rand(24))
+    calls, fresh = [], rand(25)
+
+    def eps_model(x, index):
+        calls.append((x, index))
+        return fresh
+
+    cfg = GuidanceConfig(scale=0.5, eps_source="reevaluate")
+    callback = adir_callback(op, y, cfg, eps_model=eps_model)
+    state = _state(t_index=4)
+    out = callback(state)
+    assert len(calls) == 1 and calls[0][0] is state.mean and calls[0][1] == 3
+    y_t = state.alpha_bar_prev**0.5 * y + (1 - state.alpha_bar_prev) ** 0.5 * op.forward(fresh)
+    expected = state.mean - 0.5 * state.variance * 2 * op.adjoint(op.forward(state.mean) - y_t)
+    torch.testing.assert_close(out.mean, expected, rtol=1e-12, atol=1e-12)
+    callback(_state(t_index=0))  # the last step reuses the step's ε: no extra call
+    assert len(calls) == 1
+
+
+def test_eps_at_index_feeds_the_original_timestep():
+    schedule = Schedule.named("linear", 1000).respace(space_timesteps(1000, "10"))
+    seen = []
+
+    def model(x, t):
+        seen.append(t.tolist())
+        return toy_model(x, t)
+
+    x = rand(26).float()
+    eps = eps_at_index(model, schedule)(x, 4)
+    t = int(schedule.timesteps[4])
+    assert seen == [[t, t]] and t != 4
+    torch.testing.assert_close(eps, toy_model(x, torch.tensor([t, t])))

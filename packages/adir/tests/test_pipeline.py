@@ -64,6 +64,71 @@ def test_restoration_improves_psnr_over_the_unguided_sample(task, corpus):
         assert psnr(result.restored, clean) > psnr(free.clamp(-1, 1), clean) + 0.5
 
 
+def test_restore_samples_with_the_adapted_model(corpus):
+    from diffrepro.adir.adapt import adapted_copy
+    from diffrepro.adir.images import load_image
+    from diffrepro.adir.model import train_schedule
+
+    torch.manual_seed(0)
+    model = build_model(CFG).eval()
+    op = make_operator("sr2_pool", 16)
+    cfg = dataclasses.replace(
+        CFG,
+        guidance=GuidanceConfig(scale=scale_for(op, (1, 3, 16, 16))),
+        adapt=dataclasses.replace(CFG.adapt, lr=5e-2, iterations=3),
+    )
+    y = measure(op, smooth_images(1, seed=7), 0.02, torch.Generator().manual_seed(0))
+    result = restore(
+        model, op, y, 16, cfg, index=corpus, embedder=ThumbnailEmbedder(),
+        generator=torch.Generator().manual_seed(5),
+    )  # fmt: skip
+    # Replay: the same generator adapts on the same neighbours, then samples the adapted copy.
+    gen = torch.Generator().manual_seed(5)
+    images = torch.stack([load_image(p, 16) for p in result.neighbours])
+    adapted = adapted_copy(
+        model, images, train_schedule(cfg), cfg.adapt, variance=cfg.variance, generator=gen
+    )
+    state = gen.get_state()
+    expected = guided_sample(adapted, op, y, (1, 3, 16, 16), cfg, generator=gen).clamp(-1, 1)
+    assert torch.equal(result.restored, expected)
+    base = guided_sample(model, op, y, (1, 3, 16, 16), cfg, generator=gen.set_state(state))
+    assert not torch.allclose(result.restored, base.clamp(-1, 1), atol=1e-4)
+
+
+class Spy(torch.nn.Module):
+    """Records the first input of every call of the wrapped model."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.seen = model, []
+
+    def forward(self, x, t):
+        self.seen.append((x.clone(), t.clone()))
+        return self.model(x, t)
+
+
+def test_start_timestep_starts_from_the_noised_pseudo_inverse():
+    from diffrepro.adir.model import sampling_schedule
+    from diffrepro.adir.restore import naive_baseline, start_index
+    from diffrepro.core.samplers import per_sample_noise
+
+    torch.manual_seed(0)
+    cfg = dataclasses.replace(CFG, start_timestep=400, guidance=GuidanceConfig(scale=0.5))
+    schedule = sampling_schedule(cfg)
+    first = start_index(schedule, 400)
+    assert int(schedule.timesteps[first]) <= 400 < int(schedule.timesteps[first + 1])
+    assert start_index(schedule, None) == len(schedule) - 1
+    op = make_operator("sr2", 16)
+    y = op.forward(smooth_images(1))
+    spy = Spy(build_model(CFG).eval())
+    guided_sample(spy, op, y, (1, 3, 16, 16), cfg, generator=torch.Generator().manual_seed(3))
+    z = per_sample_noise((1, 3, 16, 16), torch.Generator().manual_seed(3), "cpu")
+    abar = float(schedule.alphas_cumprod[first])
+    expected = abar**0.5 * naive_baseline(op, y) + (1 - abar) ** 0.5 * z
+    torch.testing.assert_close(spy.seen[0][0], expected)
+    assert int(spy.seen[0][1][0]) == int(schedule.timesteps[first]) and len(spy.seen) == first + 1
+
+
 def test_same_seed_same_restoration():
     torch.manual_seed(0)
     model = build_model(CFG).eval()
@@ -86,16 +151,38 @@ def test_train_then_load_round_trip(tmp_path):
         assert torch.equal(model(x, t), reloaded(x, t))
 
 
-def test_quick_demo_writes_its_report(tmp_path):
+def test_quick_demo_writes_finite_losses_scores_and_its_report(tmp_path):
     result = PAPER.run_demo(tmp_path / "demo", quick=True)
     assert result.report.is_file() and (tmp_path / "demo" / "figure.png").is_file()
     metrics = json.loads((tmp_path / "demo" / "metrics.json").read_text())
     report = result.report.read_text()
+    losses = metrics["adapt_loss_first_last"]
+    assert len(losses) == 2 and all(math.isfinite(v) and v > 0 for v in losses)
+    # per seed: one "extra" adaptation, per image one on random and one on retrieved images
+    assert metrics["adaptations"] >= len(metrics["seeds"]) * (1 + 2 * 2) - 2 * 2
     for task in ("sr4", "inpaint_box"):
-        for method in ("pinv", "guided", "adir"):
-            assert set(metrics[task][method]) == {"psnr", "ssim", "residual"}
-            assert all(math.isfinite(v) for v in metrics[task][method].values())
+        for method in ("pinv", "guided", "extra", "random", "adir"):
+            scores = metrics[task][method]
+            assert {"psnr", "ssim", "residual_sigma"} <= set(scores)
+            assert all(math.isfinite(v) for v in scores.values() if isinstance(v, float))
+        for method in ("extra", "random", "adir"):  # adaptation changes the samples
+            assert (
+                metrics[task][method]["per_seed_psnr"] != metrics[task]["guided"]["per_seed_psnr"]
+            )
+        gain = metrics[task]["gains_db"]["adir_minus_random"]
+        diffs = [
+            a - b
+            for a, b in zip(
+                metrics[task]["adir"]["per_seed_psnr"], metrics[task]["random"]["per_seed_psnr"]
+            )
+        ]
+        assert gain["per_seed"] == pytest.approx(diffs)
+        assert gain["mean"] == pytest.approx(sum(diffs) / 2)
+        assert (
+            math.isfinite(gain["mean"]) and math.isfinite(gain["sd"]) and len(gain["per_seed"]) == 2
+        )
         assert f"| {task} |" in report
+        assert metrics[task]["guided"]["residual_sigma"] < 2  # projected to σ, then clamped
     assert "Statement of scale" in report and len(result.headline) == 2
 
 

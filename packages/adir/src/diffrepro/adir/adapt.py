@@ -67,6 +67,30 @@ def finetune(
     return losses
 
 
+def adapt_in_place(
+    model: nn.Module,
+    images: Tensor,
+    schedule: Schedule,
+    cfg: AdaptConfig,
+    *,
+    variance: str = "fixed_small",
+    generator: torch.Generator | None = None,
+    log: Callable[[int, float], None] | None = None,
+) -> nn.Module:
+    """Add LoRA to ``model``, fine-tune it on ``images`` and merge the adapters; returns it.
+
+    The adapters' random initialisation is drawn from ``generator`` too (the global RNG is left
+    alone), so the same generator state gives the same adapted model.
+    """
+    with torch.random.fork_rng(devices=[]):
+        if generator is not None:
+            torch.manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
+        add_lora(model, cfg)
+    finetune(model, images, schedule, cfg, variance=variance, generator=generator, log=log)
+    merge_lora(model)
+    return model
+
+
 def adapted_copy(
     model: nn.Module,
     images: Tensor,
@@ -82,8 +106,12 @@ def adapted_copy(
     The adapters are merged into the base weights afterwards: the same function, sampled at the
     cost of the plain model.
     """
-    adapted = copy.deepcopy(model)
-    add_lora(adapted, cfg)
-    finetune(adapted, images, schedule, cfg, variance=variance, generator=generator, log=log)
-    merge_lora(adapted)
-    return adapted
+    return adapt_in_place(
+        copy.deepcopy(model),
+        images,
+        schedule,
+        cfg,
+        variance=variance,
+        generator=generator,
+        log=log,
+    )

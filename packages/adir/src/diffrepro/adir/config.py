@@ -51,13 +51,25 @@ class ADIRConfig:
     sample_steps: str = "1000"
     clip_x0: float | None = 1.0
     noise_sigma: float = 0.0
+    # None: sample from pure noise at T (the paper). A timestep t: start the guided chain at the
+    # sampling level nearest below t from q(x_t | A⁺y) (SDEdit-style; for weak priors).
+    start_timestep: int | None = None
     task: TaskConfig = TaskConfig()
     guidance: GuidanceConfig = GuidanceConfig()
     adapt: AdaptConfig = AdaptConfig()
     train: TrainConfig = TrainConfig(steps=20000, batch_size=32, lr=1e-4, checkpoint_every=1000)
 
     def __post_init__(self) -> None:
-        check_ranges(self, positive=("diffusion_steps", "clip_x0"), nonnegative=("noise_sigma",))
+        check_ranges(
+            self,
+            positive=("diffusion_steps", "clip_x0"),
+            nonnegative=("noise_sigma", "start_timestep"),
+        )
+        if self.start_timestep is not None and self.start_timestep >= self.diffusion_steps:
+            raise ValueError(
+                f"start_timestep must be below diffusion_steps ({self.diffusion_steps}), "
+                f"got {self.start_timestep}"
+            )
         try:
             space_timesteps(self.diffusion_steps, self.sample_steps)
         except ValueError as err:

@@ -71,3 +71,19 @@ def _as_rgb(images: Tensor) -> Tensor:
     if images.ndim != 4 or images.shape[1] not in (1, 3):
         raise ValueError(f"expected images (B, 1|3, H, W), got {tuple(images.shape)}")
     return images.expand(-1, 3, -1, -1) if images.shape[1] == 1 else images
+
+
+class JudgeEmbedder:
+    """The zoo's emoji judge (``judge.embed``: a unit-norm identity embedding) as a stand-in for
+    CLIP image embeddings on emoji. The judge was trained on all emoji, held-out split included:
+    like CLIP, it has seen images of the test identities (never the corpus' copy of them, which
+    does not exist: the corpus is the train split)."""
+
+    def __init__(self, judge) -> None:
+        self.judge = judge
+        self.name = "emoji-judge:embed"
+
+    @torch.no_grad()
+    def __call__(self, images: Tensor) -> Tensor:
+        device = next(self.judge.parameters()).device
+        return self.judge.embed(_as_rgb(images).float().clamp(-1, 1).to(device)).cpu()

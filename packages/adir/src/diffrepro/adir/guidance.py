@@ -15,7 +15,9 @@ Ambiguous points of the reconstruction are options (defaults follow the spec, §
   likelihood gradient ``-Aᵀ(A μ - y_t) / (σ_e² ᾱ)``, which needs the noise level σ_e > 0);
 - ``eps_source``: "reuse" the ε already computed for μ (default, no extra network call) or
   "reevaluate" ε_θ(μ, t-1) at the level being sampled;
-- ``level``: ᾱ of the variable being sampled, "next" = ᾱ_{t-1} (default), or "current" = ᾱ_t.
+- ``level``: ᾱ of the variable being sampled, "next" = ᾱ_{t-1} (default), or "current" = ᾱ_t;
+- ``final``: "none" (the paper) or "discrepancy", a final CGLS correction of the output that
+  brings its measurement residual down to the noise level σ (see :mod:`.consistency`).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from .operators import LinearOperator, spectral_norm_sq
 GRADIENTS = ("plain", "likelihood")
 EPS_SOURCES = ("reuse", "reevaluate")
 LEVELS = ("next", "current")
+FINALS = ("none", "discrepancy")
 
 
 @dataclass(frozen=True)
@@ -44,12 +47,14 @@ class GuidanceConfig:
     gradient: str = "plain"
     eps_source: str = "reuse"
     level: str = "next"
+    final: str = "none"  # "discrepancy": a final projection to the noise level (consistency.py)
 
     def __post_init__(self) -> None:
         for name, value, allowed in (
             ("gradient", self.gradient, GRADIENTS),
             ("eps_source", self.eps_source, EPS_SOURCES),
             ("level", self.level, LEVELS),
+            ("final", self.final, FINALS),
         ):
             if value not in allowed:
                 raise ValueError(f"guidance {name} must be one of {allowed}, got {value!r}")

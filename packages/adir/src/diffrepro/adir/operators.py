@@ -37,6 +37,13 @@ class LinearOperator(ABC):
     def __call__(self, x: Tensor) -> Tensor:
         return self.forward(x)
 
+    def measured(self, y: Tensor) -> Tensor:
+        """Weights (0 or 1, broadcastable to ``y``) of the entries of ``y`` that are measurements.
+
+        All of them, except for masks, whose zero-filled missing pixels are not measured.
+        """
+        return torch.ones((), dtype=y.dtype, device=y.device)
+
 
 def _pinv(matrix: Tensor, rtol: float) -> Tensor:
     return torch.linalg.pinv(matrix, rtol=rtol)
@@ -128,6 +135,9 @@ class MaskOperator(LinearOperator):
 
     adjoint = forward
     pinv = forward
+
+    def measured(self, y: Tensor) -> Tensor:
+        return self.mask.to(y)
 
 
 class ColorizationOperator(LinearOperator):

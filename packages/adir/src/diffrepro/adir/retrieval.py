@@ -180,3 +180,26 @@ def build_index(
         tuple(file_digest(p) for p in paths),
         embedder.name,
     )
+
+
+def tensor_index(
+    images: torch.Tensor,
+    embedder: Embedder,
+    *,
+    names: Sequence[str] | None = None,
+    batch_size: int = 64,
+) -> RetrievalIndex:
+    """An index over an in-memory corpus (N, 3, H, W); rows are named ``names`` (default
+    ``corpus:<row>``) and identified by the SHA-256 of their float32 pixels."""
+    if len(images) == 0:
+        raise ValueError("cannot build a retrieval index from an empty corpus")
+    names = [f"corpus:{i}" for i in range(len(images))] if names is None else list(names)
+    chunks = [
+        embedder(images[i : i + batch_size]).float().cpu().numpy()
+        for i in range(0, len(images), batch_size)
+    ]
+    digests = tuple(
+        hashlib.sha256(img.float().contiguous().cpu().numpy().tobytes()).hexdigest()
+        for img in images
+    )
+    return RetrievalIndex(np.concatenate(chunks), tuple(names), digests, embedder.name)
