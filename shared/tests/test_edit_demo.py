@@ -34,22 +34,27 @@ def toy_setup(logits):
 
 
 def test_judge_scores_match_a_float64_reference():
-    logits = torch.tensor([[0.0, 1.0, 3.0, 2.0, -1.0, 0.5], [4.0, 3.0, -2.0, 2.0, 1.0, 0.0]])
+    logits = torch.tensor(
+        [[0.0, 1.0, 3.0, 2.0, -1.0, 0.5], [4.0, 3.0, -2.0, 2.0, 1.0, 0.0], [4.0, 3.0, 2.5, 2, 1, 0]]
+    )
     setup = toy_setup(logits)
-    images = torch.zeros(2, 3, 4, 4)
+    images = torch.zeros(3, 3, 4, 4)
     images[0, 0] = 1.0
     images[0, 2] = 0.2  # near the source
     images[1, 1] = 1.0
     images[1, 0, :2] = 0.5
+    images[2, 2] = 1.0
     out = judge_scores(setup, images, psnr=True)
     assert list(out) == ["fidelity_cos", "psnr_db", "target_prob", "target_top5"]
     l64 = logits.double().numpy()
     probs = np.exp(l64) / np.exp(l64).sum(-1, keepdims=True)
     assert math.isclose(out["target_prob"], probs[:, 2].mean(), rel_tol=1e-6)
-    # image 0: logit 3 is the top one; image 1: -2 is the lowest of six (not in the top 5)
-    assert out["target_top5"] == 0.5
+    # image 0: the target is the top logit; image 1: the lowest of six (not in the top 5);
+    # image 2: the third (in the top 5, not the top 1)
+    assert math.isclose(out["target_top5"], 2 / 3, rel_tol=1e-6)
     ref = np.array([1.0, 0.0, 0.0])
-    cos = [e @ ref / np.linalg.norm(e) for e in (np.array([1.0, 0, 0.2]), np.array([0.25, 1, 0]))]
+    embeds = (np.array([1.0, 0, 0.2]), np.array([0.25, 1, 0]), np.array([0.0, 0, 1]))
+    cos = [e @ ref / np.linalg.norm(e) for e in embeds]
     assert math.isclose(out["fidelity_cos"], np.mean(cos), rel_tol=1e-6)
     mse = ((images.double() - setup.source.double()) ** 2).mean(dim=(1, 2, 3)).numpy()
     assert math.isclose(out["psnr_db"], np.mean(10 * np.log10(4.0 / mse)), rel_tol=1e-5)
