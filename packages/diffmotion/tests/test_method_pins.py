@@ -1,6 +1,7 @@
 """Tests that pin DiffMotion's equations to independent references (float64 numpy rewrites,
 librosa-computed features, hand-computed medians), so a broken index, padding or term fails."""
 
+import json
 import math
 from pathlib import Path
 
@@ -17,18 +18,29 @@ from diffrepro.diffmotion.model import DiffMotion
 from diffrepro.diffmotion.skeleton import UPPER_BODY
 from diffrepro.diffmotion.train import dropout_loss
 
-REFERENCE = Path(__file__).with_name("data") / "logmel_reference.npz"
+REFERENCE = Path(__file__).with_name("data") / "logmel_reference.json"
 TINY = PRESETS["tiny"]
+
+
+def _load_script(name: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("data") / name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 # --- log-mel features against librosa ----------------------------------------------------------
 
 
 def test_log_mel_matches_librosa_reference():
-    """``data/logmel_reference.npz`` was written by librosa (``make_logmel_reference.py``)."""
-    ref = np.load(REFERENCE)
-    ours = log_mel(ref["audio"], 16000, MelConfig())
-    expected = ref["log_mel"]
+    """``data/logmel_reference.json`` was written by librosa (``make_logmel_reference.py``,
+    which also defines the test signal)."""
+    ref = json.loads(REFERENCE.read_text())
+    audio = _load_script("make_logmel_reference.py").test_signal()
+    ours = log_mel(audio, 16000, MelConfig())
+    expected = np.array(ref["log_mel"])
     assert ours.shape == expected.shape == (13, 27)
     loud = expected > np.log(1e-6)  # where float32 round-off is negligible against the power
     assert loud.mean() > 0.5
@@ -266,3 +278,18 @@ def test_generate_emits_the_per_dimension_median_of_k_samples():
     expected = samples.median(dim=0).values  # K odd: the median is one of the samples
     torch.testing.assert_close(out, expected, atol=1e-6, rtol=1e-6)
     assert not torch.allclose(out, samples[0], atol=1e-3)
+
+
+# --- golden: the official-size denoiser on a fixed input and seed --------------------------------
+
+
+def test_official_size_denoiser_matches_its_golden_output():
+    """``data/denoiser_golden.json`` holds the float64 numpy rewrite's output for the official
+    configuration (45 dims, 6 layers, dilations 1..32 on the circularly padded length 49),
+    written by ``data/make_denoiser_golden.py``; our float32 module must reproduce it."""
+    golden = json.loads((Path(__file__).with_name("data") / "denoiser_golden.json").read_text())
+    net, x, step, cond, _ = _load_script("make_denoiser_golden.py").golden_case()
+    assert step.tolist() == golden["steps"]
+    with torch.no_grad():
+        ours = net.float()(x.float(), step, cond.float())[:, 0].double().numpy()
+    np.testing.assert_allclose(ours, np.array(golden["output"]), rtol=0, atol=2e-6)
