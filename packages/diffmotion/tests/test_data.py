@@ -3,14 +3,10 @@ import pytest
 
 from diffrepro.diffmotion.audio import write_wav
 from diffrepro.diffmotion.bvh import write_bvh
+from diffrepro.diffmotion.coupling import ENERGY_LOUD, ENERGY_SILENCE, speech_drive
 from diffrepro.diffmotion.data import folder_utterances, synthetic_utterances, training_clips
 from diffrepro.diffmotion.gestures import loudness, onsets
-from diffrepro.diffmotion.metrics import (
-    hand_speed,
-    positions,
-    speech_energy,
-    speed_energy_correlation,
-)
+from diffrepro.diffmotion.metrics import pearson, positions, wrist_height
 from diffrepro.diffmotion.skeleton import UPPER_BODY, upper_body_skeleton
 
 
@@ -30,13 +26,29 @@ def test_synthetic_utterances_are_frame_aligned(utterances):
         assert u.motion.fps == 60
 
 
-def test_synthetic_gestures_follow_the_speech(utterances):
+def test_synthetic_arms_rise_with_the_speech_drive(utterances):
+    """The known coupling: wrist height follows the drive of the own speech, not another's."""
     skeleton = upper_body_skeleton()
-    correlations = []
-    for u in utterances:
-        speed = hand_speed(positions(u.poses, skeleton, UPPER_BODY, 20), skeleton, 20)
-        correlations.append(speed_energy_correlation(speed, speech_energy(u.speech)[1:], 20))
-    assert np.mean(correlations) > 0.2
+    heights = [wrist_height(positions(u.poses, skeleton, UPPER_BODY, 20), skeleton) for u in
+               utterances]  # fmt: skip
+    drives = [speech_drive(u.speech, 20) for u in utterances]
+    own = [pearson(h, d) for h, d in zip(heights, drives)]
+    n = min(len(h) for h in heights)
+    other = [pearson(heights[k][:n], drives[(k + 1) % 3][:n]) for k in range(3)]
+    assert min(own) > 0.8
+    assert np.mean(own) > np.mean(other) + 0.4
+
+
+def test_speech_drive_is_the_documented_function_of_the_log_mel_energy():
+    bands = 27
+    # log summed mel power per frame: silence, then a ramp, then loud; the drive smooths over
+    # 8 frames (0.4 s at 20 fps), centred, with the edge frames repeated
+    energy = np.concatenate([np.full(10, -5.0), np.linspace(-3.0, 7.5, 11), np.full(10, 9.0)])
+    speech = np.repeat((energy - np.log(bands))[:, None], bands, axis=1)
+    level = np.clip((energy - ENERGY_SILENCE) / (ENERGY_LOUD - ENERGY_SILENCE), 0, 1)
+    padded = np.concatenate([np.full(4, level[0]), level, np.full(3, level[-1])])
+    expected = np.array([padded[i : i + 8].mean() for i in range(len(level))])
+    np.testing.assert_allclose(speech_drive(speech, 20), expected, atol=1e-9)
 
 
 def test_onsets_are_found_where_loudness_rises():

@@ -1,6 +1,7 @@
 """Tests that pin DiffMotion's equations to independent references (float64 numpy rewrites,
 librosa-computed features, hand-computed medians), so a broken index, padding or term fails."""
 
+import json
 import math
 from pathlib import Path
 
@@ -9,26 +10,37 @@ import pytest
 import torch
 
 from diffrepro.diffmotion.audio import MelConfig, log_mel
-from diffrepro.diffmotion.config import PRESETS, ModelConfig
+from diffrepro.diffmotion.config import PRESETS, DiffMotionConfig, ModelConfig, SamplingConfig
 from diffrepro.diffmotion.data import Utterance, training_clips
 from diffrepro.diffmotion.denoiser import EpsilonTheta
-from diffrepro.diffmotion.generate import reduce_samples
+from diffrepro.diffmotion.generate import generate, reduce_samples, sampling_schedule
 from diffrepro.diffmotion.model import DiffMotion
 from diffrepro.diffmotion.skeleton import UPPER_BODY
 from diffrepro.diffmotion.train import dropout_loss
 
-REFERENCE = Path(__file__).with_name("data") / "logmel_reference.npz"
+REFERENCE = Path(__file__).with_name("data") / "logmel_reference.json"
 TINY = PRESETS["tiny"]
+
+
+def _load_script(name: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("data") / name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 # --- log-mel features against librosa ----------------------------------------------------------
 
 
 def test_log_mel_matches_librosa_reference():
-    """``data/logmel_reference.npz`` was written by librosa (``make_logmel_reference.py``)."""
-    ref = np.load(REFERENCE)
-    ours = log_mel(ref["audio"], 16000, MelConfig())
-    expected = ref["log_mel"]
+    """``data/logmel_reference.json`` was written by librosa (``make_logmel_reference.py``,
+    which also defines the test signal)."""
+    ref = json.loads(REFERENCE.read_text())
+    audio = _load_script("make_logmel_reference.py").test_signal()
+    ours = log_mel(audio, 16000, MelConfig())
+    expected = np.array(ref["log_mel"])
     assert ours.shape == expected.shape == (13, 27)
     loud = expected > np.log(1e-6)  # where float32 round-off is negligible against the power
     assert loud.mean() > 0.5
@@ -166,8 +178,14 @@ def test_training_loss_applies_data_dropout_to_the_pose_slots_only():
     poses = seen[0][..., : m.seqlen * m.pose_dim].reshape(64, 30, m.seqlen, m.pose_dim)
     slot_kept = poses[..., 0]
     assert torch.equal(poses, slot_kept[..., None].expand_as(poses))  # whole frames
-    assert abs(1 - slot_kept.mean().item() - TINY.data_dropout) < 0.02
+    assert abs(slot_kept.mean().item() - 0.8) < 0.02  # the paper's p = 0.2
     assert torch.equal(seen[0][..., m.seqlen * m.pose_dim :], cond[..., m.seqlen * m.pose_dim :])
+
+
+def test_the_paper_and_demo_recipes_use_data_dropout_0_2():
+    assert DiffMotionConfig().data_dropout == 0.2
+    for name in ("paper", "demo", "tiny"):
+        assert PRESETS[name].data_dropout == 0.2, name
 
 
 # --- median of K > 1 -----------------------------------------------------------------------------
@@ -216,9 +234,6 @@ class _Oracle(DiffMotion):
 
 
 def test_samples_per_frame_are_grouped_by_their_own_sequence():
-    from diffrepro.diffmotion.config import SamplingConfig
-    from diffrepro.diffmotion.generate import generate
-
     m = TINY.model
     torch.manual_seed(0)
     model = _Oracle(m).eval()
@@ -235,3 +250,46 @@ def test_samples_per_frame_are_grouped_by_their_own_sequence():
     assert not torch.allclose(single[0], single[1], atol=1e-3)  # the sequences differ
     torch.testing.assert_close(median, single, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(mean, single, atol=1e-5, rtol=1e-5)  # the mean is not robust
+
+
+# --- generate() emits the median of K > 1 samples ------------------------------------------------
+
+
+class _ZeroEps(DiffMotion):
+    """eps_theta = 0: with one (respaced) sampling step a sample is its starting noise divided
+    by sqrt(alpha-bar), so every sample of a frame is known from the generator's draws."""
+
+    def denoise(self, x, step, h):
+        return torch.zeros_like(x)
+
+
+def test_generate_emits_the_per_dimension_median_of_k_samples():
+    m, k, batch, frames = TINY.model, 5, 2, 4
+    model = _ZeroEps(m).eval()
+    speech = torch.randn(batch, frames, m.audio_dim)
+    cfg = SamplingConfig(samples_per_frame=k, reduce="median", steps=1)
+    out = generate(model, speech, cfg, generator=torch.Generator().manual_seed(7))
+    abar = float(sampling_schedule(model, 1).alphas_cumprod[0])
+    g = torch.Generator().manual_seed(7)
+    samples = torch.stack([
+        torch.randn(k * batch, 1, m.pose_dim, generator=g).reshape(k, batch, m.pose_dim)
+        for _ in range(frames)
+    ], dim=2) / math.sqrt(abar)  # (K, B, frames, D), the draws in generate's order  # fmt: skip
+    expected = samples.median(dim=0).values  # K odd: the median is one of the samples
+    torch.testing.assert_close(out, expected, atol=1e-6, rtol=1e-6)
+    assert not torch.allclose(out, samples[0], atol=1e-3)
+
+
+# --- golden: the official-size denoiser on a fixed input and seed --------------------------------
+
+
+def test_official_size_denoiser_matches_its_golden_output():
+    """``data/denoiser_golden.json`` holds the float64 numpy rewrite's output for the official
+    configuration (45 dims, 6 layers, dilations 1..32 on the circularly padded length 49),
+    written by ``data/make_denoiser_golden.py``; our float32 module must reproduce it."""
+    golden = json.loads((Path(__file__).with_name("data") / "denoiser_golden.json").read_text())
+    net, x, step, cond, _ = _load_script("make_denoiser_golden.py").golden_case()
+    assert step.tolist() == golden["steps"]
+    with torch.no_grad():
+        ours = net.float()(x.float(), step, cond.float())[:, 0].double().numpy()
+    np.testing.assert_allclose(ours, np.array(golden["output"]), rtol=0, atol=2e-6)

@@ -1,15 +1,16 @@
-"""Regenerate ``logmel_reference.npz``: librosa's log-mel features of a fixed test signal.
+"""Regenerate ``logmel_reference.json``: librosa's log-mel features of a fixed test signal.
 
 The test suite compares :func:`diffrepro.diffmotion.audio.log_mel` with these numbers, so the
 reference comes from an independent, well-kept implementation (librosa), not from our code.
-Run it outside the project environment (librosa is not a dependency), from this folder::
+librosa is not a dependency of the package; run this script with it added, from the
+repository root::
 
-    uv run --no-project --with librosa python make_logmel_reference.py
+    uv run --with librosa python packages/diffmotion/tests/data/make_logmel_reference.py
 """
 
+import json
 from pathlib import Path
 
-import librosa
 import numpy as np
 
 RATE, FPS, N_FFT, N_MELS, FMAX = 16000, 20, 2048, 27, 8000.0
@@ -24,6 +25,8 @@ def test_signal() -> np.ndarray:
 
 
 def main() -> None:
+    import librosa
+
     audio = test_signal()
     mel = librosa.feature.melspectrogram(
         y=audio,
@@ -38,13 +41,12 @@ def main() -> None:
         pad_mode="constant",
     )
     features = np.log(mel + 1e-10).T  # natural log, (frames, bands)
-    out = Path(__file__).with_name("logmel_reference.npz")
-    np.savez_compressed(
-        out,
-        audio=audio,
-        log_mel=features.astype(np.float64),
-        librosa_version=np.array(librosa.__version__),
-    )
+    out = Path(__file__).with_name("logmel_reference.json")
+    data = {
+        "librosa_version": librosa.__version__,
+        "log_mel": [[round(float(v), 6) for v in row] for row in features],
+    }
+    out.write_text(json.dumps(data) + "\n")
     print(f"wrote {out}: {features.shape}")
 
 

@@ -112,7 +112,7 @@ PRESETS: dict[str, DiffMotionConfig] = {
         clip_hop=15,
         batch_size=16,
         lr=2e-3,
-        steps=450,
+        steps=300,
         checkpoint_every=150,
     ),
     "tiny": DiffMotionConfig(

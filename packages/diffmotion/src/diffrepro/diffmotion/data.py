@@ -16,6 +16,7 @@ import numpy as np
 
 from .audio import MelConfig, read_wav, speech_features
 from .bvh import Motion, read_bvh
+from .coupling import speech_drive, upsample
 from .gestures import MOTION_FPS, gesture_motion
 from .poses import mirror_poses, motion_to_poses
 from .speech import synthesize
@@ -52,7 +53,8 @@ def synthetic_utterances(
         audio, rate = synthesize(index, rng, speech_source)
         speech = speech_features(audio, rate, MelConfig(fps=fps))
         frames_60 = speech.shape[0] * (MOTION_FPS // fps)
-        motion = gesture_motion(audio, rate, frames_60, rng)
+        drive = upsample(speech_drive(speech, fps), fps, MOTION_FPS, frames_60)
+        motion = gesture_motion(audio, rate, frames_60, rng, drive)
         poses = motion_to_poses(motion, joints, fps=fps)
         speech, poses = align(speech, poses)
         out.append(Utterance(f"utterance_{index:03d}", speech, poses, audio, rate, motion))

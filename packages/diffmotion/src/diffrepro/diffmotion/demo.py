@@ -22,16 +22,10 @@ from diffrepro.core.train import latest_checkpoint
 from .audio import write_wav
 from .bvh import write_bvh
 from .config import PRESETS, DiffMotionConfig
+from .coupling import speech_drive
 from .data import Utterance, synthetic_utterances, training_clips
-from .metrics import (
-    diversity,
-    hand_speed,
-    kinematics,
-    positions,
-    speech_energy,
-    speed_energy_correlation,
-)
-from .pipeline import poses_for_speech
+from .metrics import diversity, hand_speed, kinematics, pearson, positions, wrist_height
+from .pipeline import poses_for_speeches
 from .poses import poses_to_motion
 from .render import line_plot_png, stick_figure_gif
 from .skeleton import upper_body_skeleton
@@ -43,6 +37,7 @@ SPEECH_NOTE = (
     "words), so every run with the same seed is bit-identical"
 )
 NUM_SEEDS = 3
+TRUTH_VERSION = "drive-coupled-v1"  # part of the cache key: bump when the synthetic data changes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,9 +55,9 @@ class DemoScale:
 def _scale(quick: bool) -> DemoScale:
     if quick:
         return DemoScale(
-            2, 2, NUM_SEEDS, 2, 16, 2, 4, dataclasses.replace(PRESETS["tiny"], steps=10)
+            2, 3, NUM_SEEDS, 2, 16, 2, 4, dataclasses.replace(PRESETS["tiny"], steps=10)
         )
-    return DemoScale(40, 3, NUM_SEEDS, 3, None, 8, 20, PRESETS["demo"])
+    return DemoScale(40, 6, NUM_SEEDS, 2, None, 8, 20, PRESETS["demo"])
 
 
 def cache_dir() -> Path:
@@ -148,7 +143,8 @@ def _seed_run(
     scale: DemoScale, seed: int, out_dir: Path, device: torch.device, quick: bool, write: bool
 ) -> dict:
     """One data set, training run and evaluation for ``seed``; ``write``: also keep its model,
-    training logs, BVHs and WAVs in ``out_dir``."""
+    training logs, BVHs and WAVs in ``out_dir``. The held-out utterances are cut to a common
+    length and generated in one batch."""
     cfg = scale.config
     seed_everything(seed)
     utterances = synthetic_utterances(
@@ -156,35 +152,36 @@ def _seed_run(
     )
     train_set, test_set = utterances[: scale.train_utterances], utterances[scale.train_utterances :]
     key_source = json.dumps(
-        [config_to_dict(cfg), seed, "prosody", scale.train_utterances], sort_keys=True
+        [config_to_dict(cfg), seed, "prosody", scale.train_utterances, TRUTH_VERSION],
+        sort_keys=True,
     )
     key = hashlib.sha256(key_source.encode()).hexdigest()[:16]
     model, losses, cached = _trained_model(
         scale, train_set, seed, key, out_dir if write else None, device, quick
     )
+    frames = min(min(u.speech.shape[0] for u in test_set), scale.max_test_frames or 10**9)
+    speech = np.stack([u.speech[:frames] for u in test_set])
+    truth = np.stack([u.poses[:frames] for u in test_set])
+    median_sampling = dataclasses.replace(
+        cfg.sampling, samples_per_frame=scale.median_of, reduce="median"
+    )
+    generated = poses_for_speeches(model, speech, cfg.sampling, seed=seed, copies=scale.copies)
+    median = poses_for_speeches(model, speech, median_sampling, seed=seed, copies=scale.copies)
     skeleton = upper_body_skeleton()
-    rows, example = [], None
-    for index, utterance in enumerate(test_set):
-        speech = utterance.speech[: scale.max_test_frames]
-        truth = utterance.poses[: scale.max_test_frames]
-        generated = poses_for_speech(
-            model, speech, cfg.sampling, seed=seed * 1000 + index, copies=scale.copies
-        )
-        median = poses_for_speech(
-            model, speech, dataclasses.replace(cfg.sampling, samples_per_frame=scale.median_of,
-                                               reduce="median"),
-            seed=seed * 1000 + index, copies=scale.copies,
-        )  # fmt: skip
-        other = test_set[(index + 1) % len(test_set)].speech
-        row = _evaluate(speech, truth, generated, skeleton, cfg, scale.burn_in, other)
-        median_row = _evaluate(speech, truth, median, skeleton, cfg, scale.burn_in, other)
-        rows.append(row | {f"{k}_median": v for k, v in median_row.items() if k.endswith("_ours")})
-        if write:
-            _write_clip(out_dir, utterance, truth, generated[0], skeleton, cfg)
-        if example is None:
-            example = (utterance, speech, truth, generated, median)
-    result = _summarise(rows)["mean"]
-    result.update(final_loss=float(np.mean(losses[-50:])), initial_loss=float(np.mean(losses[:10])))
+    row = _evaluate(speech, truth, generated, skeleton, cfg, scale.burn_in)
+    median_row = _evaluate(speech, truth, median, skeleton, cfg, scale.burn_in)
+    result = row | {f"{k}_median": v for k, v in median_row.items() if "_ours" in k}
+    result.update(
+        coupling_margin=result["corr_ours"] - result["corr_ours_shuffled"],
+        coupling_margin_median=result["corr_ours_median"] - result["corr_ours_shuffled_median"],
+        final_loss=float(np.mean(losses[-50:])),
+        initial_loss=float(np.mean(losses[:10])),
+        test_frames=frames,
+    )
+    if write:
+        for index, utterance in enumerate(test_set):
+            _write_clip(out_dir, utterance, truth[index], generated[index, 0], skeleton, cfg)
+    example = (test_set[0], speech[0], truth[0], generated[0], median[0])
     return {"metrics": result, "losses": losses, "cached": cached, "example": example}
 
 
@@ -200,35 +197,55 @@ def _write_clip(out_dir, utterance, truth, generated, skeleton, cfg) -> None:
     write_wav(out_dir / f"{utterance.name}.wav", utterance.audio, utterance.sample_rate)
 
 
-def _evaluate(speech, truth, generated, skeleton, cfg, burn_in: int, other) -> dict[str, float]:
-    """Metrics over frames ``burn_in:`` (generation starts from the mean-pose seed, a known
-    train/test mismatch); the hand speed during the burn-in is reported on its own.
-    ``other``: the speech of a different utterance, the control for the speech coupling (our
-    motion against speech it was not generated for)."""
+def coupling_correlations(heights: np.ndarray, drives: np.ndarray) -> tuple[float, float]:
+    """``(own, shuffled)``: the mean Pearson r of each utterance's wrist heights
+    ``(U, copies, frames)`` with its own speech drive ``(U, frames)``, and with the drive of
+    every *other* utterance (the shuffled-speech control: the same motion against speech it was
+    not made for)."""
+    count = heights.shape[0]
+    own = [pearson(h, drives[u]) for u in range(count) for h in heights[u]]
+    shuffled = [
+        pearson(h, drives[v])
+        for u in range(count) for h in heights[u] for v in range(count) if v != u
+    ]  # fmt: skip
+    return float(np.mean(own)), float(np.mean(shuffled))
+
+
+def _evaluate(speech, truth, generated, skeleton, cfg, burn_in: int) -> dict[str, float]:
+    """Metrics over frames ``burn_in:`` of equally long utterances: ``speech (U, F, A)``,
+    ``truth (U, F, D)``, ``generated (U, copies, F, D)``. Generation starts from the mean-pose
+    seed (a known train/test mismatch), so the hand speed during the burn-in is reported on
+    its own."""
     fps = cfg.fps
-    energy = speech_energy(speech)[burn_in + 1 :]
-    other_energy = speech_energy(other)[burn_in + 1 :]
-    truth_pos = positions(truth, skeleton, cfg.joints, fps)
-    ours_pos = [positions(g, skeleton, cfg.joints, fps) for g in generated]
-    start_speed = [
-        hand_speed(p[: burn_in + 1], skeleton, fps).mean() for p in (truth_pos, *ours_pos)
-    ]
-    truth_pos, ours_pos = truth_pos[burn_in:], [p[burn_in:] for p in ours_pos]
-    truth_kin, ours_kin = kinematics(truth_pos, fps), kinematics(ours_pos[0], fps)
+    drives = np.stack([speech_drive(s, fps)[burn_in:] for s in speech])
+    truth_pos = [positions(t, skeleton, cfg.joints, fps) for t in truth]
+    ours_pos = [[positions(g, skeleton, cfg.joints, fps) for g in copies] for copies in generated]
+    truth_height = np.stack([wrist_height(p[burn_in:], skeleton) for p in truth_pos])[:, None]
+    ours_height = np.stack([
+        [wrist_height(p[burn_in:], skeleton) for p in copies] for copies in ours_pos
+    ])  # fmt: skip
+    corr_truth, corr_truth_shuffled = coupling_correlations(truth_height, drives)
+    corr_ours, corr_ours_shuffled = coupling_correlations(ours_height, drives)
+    truth_kin = [kinematics(p[burn_in:], fps) for p in truth_pos]
+    ours_kin = [kinematics(copies[0][burn_in:], fps) for copies in ours_pos]
     return {
-        "corr_truth": speed_energy_correlation(hand_speed(truth_pos, skeleton, fps), energy, fps),
-        "corr_ours": float(np.mean([
-            speed_energy_correlation(hand_speed(p, skeleton, fps), energy, fps) for p in ours_pos
+        "corr_truth": corr_truth,
+        "corr_truth_shuffled": corr_truth_shuffled,
+        "corr_ours": corr_ours,
+        "corr_ours_shuffled": corr_ours_shuffled,
+        "wrist_height_sd_truth": float(truth_height.std(axis=-1).mean()),
+        "wrist_height_sd_ours": float(ours_height.std(axis=-1).mean()),
+        **{f"{k}_truth": float(np.mean([kin[k] for kin in truth_kin])) for k in truth_kin[0]},
+        **{f"{k}_ours": float(np.mean([kin[k] for kin in ours_kin])) for k in ours_kin[0]},
+        "diversity_ours": float(np.mean([
+            diversity(np.stack([p[burn_in:] for p in copies])) for copies in ours_pos
         ])),
-        "corr_ours_other_speech": float(np.mean([
-            speed_energy_correlation(hand_speed(p, skeleton, fps), other_energy, fps)
-            for p in ours_pos
+        "start_hand_speed_truth": float(np.mean([
+            hand_speed(p[: burn_in + 1], skeleton, fps).mean() for p in truth_pos
         ])),
-        **{f"{k}_truth": v for k, v in truth_kin.items()},
-        **{f"{k}_ours": v for k, v in ours_kin.items()},
-        "diversity_ours": diversity(np.stack(ours_pos)),
-        "start_hand_speed_truth": float(start_speed[0]),
-        "start_hand_speed_ours": float(np.mean(start_speed[1:])),
+        "start_hand_speed_ours": float(np.mean([
+            hand_speed(p[: burn_in + 1], skeleton, fps).mean() for c in ours_pos for p in c
+        ])),
     }  # fmt: skip
 
 
@@ -261,10 +278,11 @@ def _figures(out_dir, first, losses, skeleton, cfg) -> None:
         head=skeleton.index("Head"),
     )
     line_plot_png(out_dir / "speech_and_motion.png", [
-        (f"speech energy (log mel power), {utterance.name}", [("energy", speech_energy(speech))]),
-        ("hand speed (cm/s)", [("truth", hand_speed(truth_pos, skeleton, fps)),
-                               ("ours", hand_speed(ours_pos[0], skeleton, fps)),
-                               ("ours, median", hand_speed(median_pos, skeleton, fps))]),
+        (f"speech drive (the truth's coupling input), {utterance.name}",
+         [("drive", speech_drive(speech, fps))]),
+        ("wrist height (cm)", [("truth", wrist_height(truth_pos, skeleton)),
+                               ("ours", wrist_height(ours_pos[0], skeleton)),
+                               ("ours, median", wrist_height(median_pos, skeleton))]),
         ("training loss", [("loss", np.convolve(losses, np.ones(10) / 10, "valid"))]),
     ])  # fmt: skip
 
@@ -286,10 +304,11 @@ def _headline(m: dict) -> tuple[Headline, ...]:
     unverified = "not verified"
     k, n = m["median_of"], len(m["seeds"])
     return (
-        Headline("hand speed-speech energy correlation", unverified,
-                 f"{_pm(m, 'corr_ours')} (median-of-{k} {_pm(m, 'corr_ours_median')}; "
-                 f"other utterance's speech {_pm(m, 'corr_ours_other_speech')}; "
-                 f"truth {_pm(m, 'corr_truth')})", f"Pearson r, mean ± sd over {n} seeds"),
+        Headline("wrist height vs speech drive, Pearson r", unverified,
+                 f"{_pm(m, 'corr_ours')} (shuffled speech {_pm(m, 'corr_ours_shuffled')}; "
+                 f"median-of-{k} {_pm(m, 'corr_ours_median')}; "
+                 f"truth {_pm(m, 'corr_truth')}, shuffled {_pm(m, 'corr_truth_shuffled')})",
+                 f"mean ± sd over {n} seeds"),
         Headline("mean acceleration, cm/s^2", unverified,
                  f"{_pm(m, 'acceleration_ours', 0)} "
                  f"(median-of-{k} {_pm(m, 'acceleration_ours_median', 0)}; "
@@ -303,31 +322,47 @@ def _headline(m: dict) -> tuple[Headline, ...]:
     )  # fmt: skip
 
 
+def coupling_learned(per_seed_margins: list[float]) -> bool:
+    """Whether the own-speech correlation beats the shuffled-speech control in every seed by
+    more than twice the margins' sd across seeds."""
+    margins = np.asarray(per_seed_margins, dtype=np.float64)
+    spread = margins.std(ddof=1) if len(margins) > 1 else 0.0
+    return bool((margins > 0).all() and margins.mean() > 2 * spread)
+
+
 def _findings(m: dict) -> list[str]:
     mean, k = m["mean"], m["median_of"]
     jitter = mean["jerk_ours"] / mean["jerk_truth"]
-    margin = mean["corr_ours"] - mean["corr_ours_other_speech"]
-    coupled = margin > 2 * max(m["sd"]["corr_ours"], m["sd"]["corr_ours_other_speech"], 1e-9)
+    learned = coupling_learned([row["coupling_margin"] for row in m["per_seed"]])
     return [
-        f"- Speech coupling: hand speed correlates with speech energy at r = {_pm(m, 'corr_ours')} "
-        f"for our samples, against r = {_pm(m, 'corr_ours_other_speech')} for the same samples "
-        "against another utterance's speech (the control) and r = "
-        f"{_pm(m, 'corr_truth')} for the synthetic truth; "
-        + ("the margin over the control is more than twice its sd: the model picks up the "
-           "coupling." if coupled else
-           "the margin over the control is within twice its sd: at this scale the coupling is "
-           "not shown to be learned."),
+        "- Speech coupling (the headline): the truth raises the arms in proportion to a known "
+        "function of the speech (`coupling.speech_drive`). Our samples' wrist height correlates "
+        f"with the drive of their own speech at r = {_pm(m, 'corr_ours')}, against "
+        f"r = {_pm(m, 'corr_ours_shuffled')} with the drive of the other held-out utterances "
+        f"(the shuffled-speech control); the truth's own value is r = {_pm(m, 'corr_truth')} "
+        f"(shuffled {_pm(m, 'corr_truth_shuffled')}). Margin over the control: "
+        f"{_pm(m, 'coupling_margin')} per seed; "
+        + ("it is positive in every seed and more than twice its sd across seeds: the model "
+           "learns the coupling at this scale" if learned else
+           "it is not positive in every seed by more than twice its sd across seeds: at this "
+           "scale the coupling is NOT shown to be learned")
+        + f" (median-of-{k}: r = {_pm(m, 'corr_ours_median')}, shuffled "
+        f"{_pm(m, 'corr_ours_shuffled_median')}). The wrist height of our samples varies by "
+        f"{_pm(m, 'wrist_height_sd_ours', 1)} cm (sd over time) against "
+        f"{_pm(m, 'wrist_height_sd_truth', 1)} cm in the truth.",
         f"- Smoothness: single samples have {jitter:.1f}x the jerk of the truth (frame-to-frame "
         "sampling noise, each frame being an independent draw from a small, briefly trained "
         f"model); the median of {k} samples per frame brings it to "
         f"{mean['jerk_ours_median'] / mean['jerk_truth']:.1f}x.",
         f"- Start of a clip: over the first {m['burn_in_frames']} frames (left out of the other "
         f"metrics) our hands move at {mean['start_hand_speed_ours']:.0f} cm/s against "
-        f"{mean['start_hand_speed_truth']:.0f} cm/s in the truth. Generation starts from five "
-        "mean-pose (all-zero) previous poses; training starts every clip from a zero LSTM state "
-        "too, but always with real previous poses (data dropout zeroes all five slots of a row "
-        "with probability 0.2^5 = 0.03 %), so the all-mean-pose seed is what training almost "
-        "never shows (the official sampler's seed, kept for fidelity).",
+        f"{mean['start_hand_speed_truth']:.0f} cm/s in the truth. Generation starts from a zero "
+        "LSTM state and five mean-pose (all-zero) previous poses. Training also starts every "
+        "clip from a zero LSTM state (the LSTM runs over each clip's rows from a zero state), "
+        "but with the clip's real previous poses: data dropout zeroes all five slots of a row "
+        "with probability 0.2^5 = 0.03 %, so the zero state together with an all-mean-pose "
+        "history is what training almost never shows (the official sampler's seed, kept for "
+        "fidelity).",
         f"- Diversity: samples for the same speech differ by {_pm(m, 'diversity_ours')} cm on "
         f"average; the median of {k} cuts this to {_pm(m, 'diversity_ours_median')} cm, the "
         "collapse of diversity the official median-of-200 output implies.",
@@ -343,9 +378,10 @@ def _report(out_dir, metrics, headline, cfg, quick) -> Path:
         "What was run: " + ("a seconds-long smoke test (`quick=True`). " if quick else "")
         + f"for each of the seeds {seeds}: a fresh data set of "
         f"{metrics['train_utterances']} synthetic utterances ({speech}) with procedural gestures "
-        "that follow the speech (beats on energy onsets, loudness-driven amplitude, idle sway) "
-        "on a "
-        "15-joint upper-body skeleton; a DiffMotion with an LSTM of "
+        "on a 15-joint upper-body skeleton whose arms rise in proportion to a known function of "
+        "the speech (the drive of `diffrepro.diffmotion.coupling`: clipped, smoothed log-mel "
+        "energy), plus stochastic parts (gesticulation of random rate and phase, beats at energy "
+        "onsets with probability 0.6, idle sway); a DiffMotion with an LSTM of "
         f"{m.lstm_layers} x {m.lstm_hidden} "
         f"(the paper: 2 x 512) and the official TimeGrad denoiser ({m.residual_layers} layers, "
         f"{m.residual_channels} channels), quadratic schedule of {m.diffusion_steps} steps "
@@ -354,7 +390,8 @@ def _report(out_dir, metrics, headline, cfg, quick) -> Path:
         f"{metrics['test_utterances']} held-out utterances generated frame by frame "
         f"({cfg.sampling.steps or m.diffusion_steps} sampling steps, "
         f"reduce={cfg.sampling.reduce}), and again with the official-style per-dimension median "
-        f"of {metrics['median_of']} samples per frame (the official code uses 200). Clips are "
+        f"of {metrics['median_of']} samples per frame (the official code uses 200), all cut to "
+        "the shortest held-out utterance and generated in one batch. Clips are "
         "cut within each utterance (never across two). Headline numbers are mean ± sd over the "
         "seeds (each seed: its own data, training run and sampling noise).",
         "", "## Paper vs ours", "", markdown_table(headline), "",
@@ -369,7 +406,7 @@ def _report(out_dir, metrics, headline, cfg, quick) -> Path:
         "paper's results on real motion capture.", "",
         "## Figures", "",
         "- `gestures.gif`: synthetic truth beside two samples for the same held-out speech.",
-        "- `speech_and_motion.png`: speech energy, hand speed (truth, one sample, median of "
+        "- `speech_and_motion.png`: speech drive, wrist height (truth, one sample, median of "
         "samples), training loss.",
         "- `*_truth.bvh`, `*_ours.bvh`, `*.wav`: the clips and their speech; `model.safetensors` "
         "(use it with `diffmotion sample`), `config.json`, `tb/` (training, demo metrics).", "",

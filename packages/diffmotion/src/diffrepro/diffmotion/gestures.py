@@ -1,12 +1,15 @@
 """Procedural gestures that follow speech, on the in-code skeleton, at 60 fps.
 
-From the audio's loudness envelope: arms rise slowly into the gesture space while the voice is
-active and relax to rest in pauses; the hands gesticulate with an amplitude that follows the
-loudness; at energy onsets, with probability ``beat_probability``, a beat
-stroke (right hand, left hand, both hands opening, or a head nod) fires with an amplitude set by
-the loudness there, random handedness and +-50 ms jitter; a slow Ornstein-Uhlenbeck sway moves
-spine, neck and head all the time. The same audio therefore has many valid gestures, with known
-couplings (stroke timing <-> onsets, amplitude <-> loudness).
+Deterministic part, from the speech *drive* (:mod:`diffrepro.diffmotion.coupling`, a known
+function of the log-mel features): the arms rise into the gesture space in proportion to it
+(shoulder abduction ``8 + 20 drive``, flexion ``30 drive``, elbow ``12 + 40 drive`` degrees) and
+relax to rest in pauses. Stochastic part: the hands gesticulate at a random rate (1.5-3 Hz) and
+phase with an amplitude of ``8 drive`` degrees; at energy onsets of the audio, with probability
+``beat_probability``, a beat stroke (right hand, left hand, both hands opening, or a head nod)
+fires with an amplitude set by the loudness there, random handedness and +-50 ms jitter; a slow
+Ornstein-Uhlenbeck sway moves spine, neck and head all the time. The same audio therefore has
+many valid gestures, with known couplings (arm height <-> drive, stroke timing <-> onsets,
+amplitude <-> loudness).
 """
 
 from __future__ import annotations
@@ -60,33 +63,22 @@ def _ou(frames: int, rng: np.random.Generator, scale: float, tau: float) -> np.n
     return out
 
 
-def _activity(energy: np.ndarray) -> np.ndarray:
-    """Voice activity smoothed with a 0.4 s attack and a 1.2 s release, in [0, 1]."""
-    active = (energy > 0.08).astype(float)
-    out = np.zeros_like(active)
-    level = 0.0
-    for i, a in enumerate(active):
-        tau = 0.4 if a > level else 1.2
-        level += (a - level) * (1 - np.exp(-1.0 / (tau * MOTION_FPS)))
-        out[i] = level
-    return out
-
-
 def gesture_motion(
     audio: np.ndarray,
     sample_rate: int,
     frames: int,
     rng: np.random.Generator,
+    drive: np.ndarray,
     beat_probability: float = 0.6,
 ) -> Motion:
-    """A 60 fps motion of ``frames`` frames following ``audio`` (see the module docstring)."""
+    """A 60 fps motion of ``frames`` frames following ``audio`` and its ``drive`` (one value in
+    [0, 1] per 60 fps frame; see the module docstring)."""
+    if drive.shape != (frames,):
+        raise ValueError(f"drive has shape {drive.shape}, expected ({frames},)")
     energy = loudness(audio, sample_rate, MOTION_FPS, frames)
-    active = _activity(energy)
     time = np.arange(frames) / MOTION_FPS
-    kernel = np.hanning(int(0.2 * MOTION_FPS))
-    smooth_energy = np.convolve(energy, kernel / kernel.sum(), mode="same")
     rate, phase = rng.uniform(1.5, 3.0), rng.uniform(0, 2 * np.pi, 2)
-    gesticulation = [8.0 * smooth_energy * np.sin(2 * np.pi * rate * time + p) for p in phase]
+    gesticulation = [8.0 * drive * np.sin(2 * np.pi * rate * time + p) for p in phase]
     strokes = {name: np.zeros(frames) for name in STROKES}
     for onset in onsets(energy, MOTION_FPS):
         if rng.random() > beat_probability:
@@ -100,7 +92,7 @@ def gesture_motion(
     angles = {name: np.zeros((frames, 3)) for name in upper_body_skeleton().names}  # Z, X, Y
     for k, name in enumerate(("Spine", "Spine1", "Spine2", "Spine3")):
         angles[name][:, 0] = _ou(frames, rng, 1.2 / (k + 1), 1.5)
-        angles[name][:, 1] = _ou(frames, rng, 0.8 / (k + 1), 2.0) - 1.5 * active
+        angles[name][:, 1] = _ou(frames, rng, 0.8 / (k + 1), 2.0) - 1.5 * drive
     angles["Neck"][:, 2] = _ou(frames, rng, 3.0, 1.2)
     angles["Head"][:, 1] = _ou(frames, rng, 2.0, 1.0) + 10.0 * strokes["nod"]
     angles["Head"][:, 2] = _ou(frames, rng, 3.0, 1.5)
@@ -109,10 +101,10 @@ def gesture_motion(
         ("Left", left, 1.0, gesticulation[1]),
     ):
         angles[f"{side}Shoulder"][:, 0] = sign * 3.0 * beat
-        angles[f"{side}Arm"][:, 0] = sign * (8.0 + 8.0 * active + 14.0 * strokes["both"])
-        angles[f"{side}Arm"][:, 1] = -12.0 * active - 12.0 * beat
-        angles[f"{side}ForeArm"][:, 1] = -(12.0 + 30.0 * active) - 30.0 * beat + wave
-        angles[f"{side}ForeArm"][:, 2] = sign * -10.0 * active
+        angles[f"{side}Arm"][:, 0] = sign * (8.0 + 20.0 * drive + 14.0 * strokes["both"])
+        angles[f"{side}Arm"][:, 1] = -30.0 * drive - 12.0 * beat
+        angles[f"{side}ForeArm"][:, 1] = -(12.0 + 40.0 * drive) - 30.0 * beat + wave
+        angles[f"{side}ForeArm"][:, 2] = sign * -10.0 * drive
         angles[f"{side}Hand"][:, 1] = -10.0 * beat
     skeleton = upper_body_skeleton()
     values = np.concatenate(

@@ -1,4 +1,4 @@
-"""Motion statistics for the demo: speech-motion coupling, kinematics and sample diversity.
+"""Motion statistics for the demo: wrist height (the coupling), kinematics, sample diversity.
 
 Positions come from forward kinematics of the poses on the in-code skeleton (centimetres), so
 speeds are in cm/s, accelerations in cm/s^2 and jerks in cm/s^3 at the 20 fps pose rate.
@@ -30,20 +30,16 @@ def hand_speed(pos: np.ndarray, skeleton: Skeleton, fps: float) -> np.ndarray:
     return np.linalg.norm(np.diff(pos[:, hands], axis=0), axis=-1).sum(-1) * fps
 
 
+def wrist_height(pos: np.ndarray, skeleton: Skeleton) -> np.ndarray:
+    """Mean height (y, cm) of both wrists per frame ``(frames,)``: how far the arms are raised."""
+    hands = [skeleton.index(name) for name in HANDS]
+    return pos[:, hands, 1].mean(-1)
+
+
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
     a, b = a - a.mean(), b - b.mean()
     denominator = np.sqrt((a**2).sum() * (b**2).sum())
     return float((a * b).sum() / denominator) if denominator > 0 else 0.0
-
-
-def speed_energy_correlation(
-    speed: np.ndarray, energy: np.ndarray, fps: float, smooth: float = 0.25
-) -> float:
-    """Pearson correlation of hand speed with speech energy, both smoothed over ``smooth`` s."""
-    n = min(len(speed), len(energy))
-    width = max(1, int(round(smooth * fps)))
-    kernel = np.ones(width) / width
-    return pearson(np.convolve(speed[:n], kernel, "same"), np.convolve(energy[:n], kernel, "same"))
 
 
 def kinematics(pos: np.ndarray, fps: float) -> dict[str, float]:
