@@ -99,7 +99,7 @@ def generator_losses(
     positions = unroll_positions(cfg, rng)
     terms = {"adv": image.new_zeros(()), "pcp": image.new_zeros(()), "nll": image.new_zeros(())}
     for j, start in enumerate(positions):
-        tau = torch.full((len(image),), (start + 1) / total_iters, device=image.device)
+        tau = torch.full((len(image),), start / total_iters, device=image.device)
         mean, sigma = models.generator(x, mask0, mask, u, tau)
         fake = compose(image, mask0, torch.ones_like(mask0), mean)
         terms["adv"] = terms["adv"] + generator_loss(models.discriminator, fake, mask0)
