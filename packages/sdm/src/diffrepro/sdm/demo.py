@@ -213,11 +213,11 @@ def demo(out_dir: Path, *, device: str = "cpu", seed: int = 0, quick: bool = Fal
         if first_runs is None:
             first_runs, first_mask = runs, mask0
     summary = summarise(per_seed)
-    paired = paired_differences(per_seed)
     ood = summarise([{"photos": out_of_domain(models, s, quick, torch_device)} for s in seeds])
     losses = loss_windows(models.history)
     require_finite_results(summary, losses)
     require_finite_results(ood, {})
+    paired = paired_differences(per_seed)
     metrics = {
         "config": config_to_dict(models.cfg),
         "seeds": seeds,
