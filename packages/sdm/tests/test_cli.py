@@ -65,3 +65,14 @@ def test_train_then_inpaint_end_to_end(tmp_path, capsys):
     assert "the model takes 16×16" in capsys.readouterr().err
     assert main([*argv, "--set", "decode.nope=1"]) == 2
     assert "has no field 'nope'" in capsys.readouterr().err
+
+
+def test_inpaint_without_checkpoint_needs_the_built_zoo_model(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("DIFFREPRO_ZOO_DIR", str(tmp_path / "zoo"))
+    image = write_image(tmp_path / "input.png", size=32)
+    assert main(["inpaint", "--input", str(image), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "sdm-emoji" in err and "zoo build sdm-emoji" in err
+    assert main(["inpaint", "--input", str(image), "--preset", "tiny"]) == 2
+    assert "inpaint uses the zoo model sdm-emoji" in capsys.readouterr().err
+    assert not (tmp_path / "zoo").exists() and not (tmp_path / "out").exists()

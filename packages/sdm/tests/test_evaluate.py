@@ -50,3 +50,21 @@ def test_scores_refuse_nan():
 def test_spearman_averages_tied_ranks():
     a, b = torch.tensor([1.0, 2.0, 2.0, 3.0]), torch.tensor([1.0, 2.0, 3.0, 4.0])
     assert spearman(a, b) == pytest.approx(4.5 / math.sqrt(4.5 * 5), abs=1e-12)
+
+
+def test_foreground_calibration_uses_only_the_selected_hole_pixels():
+    from diffrepro.sdm.evaluate import calibration, foreground, spearman
+
+    gen = torch.Generator().manual_seed(0)
+    real = torch.rand(2, 3, 8, 8, generator=gen) * 2 - 1
+    real[:, :, :4] = 1.0  # a white background band
+    mean = real + 0.3 * torch.randn(real.shape, generator=gen)
+    sigma = torch.rand(real.shape, generator=gen)
+    mask0 = torch.zeros(2, 1, 8, 8)
+    mask0[:, :, :, :2] = 1  # known columns
+    fg = foreground(real)
+    assert not fg[:, :4].any() and fg[:, 4:].all()
+    hole = (mask0[:, 0] == 0) & fg
+    expected = spearman(sigma.mean(1)[hole], (mean.clamp(-1, 1) - real).abs().mean(1)[hole])
+    assert calibration(mean, sigma, real, mask0, fg) == expected
+    assert calibration(mean, sigma, real, mask0, fg) != calibration(mean, sigma, real, mask0)

@@ -94,7 +94,7 @@ def _train(args: argparse.Namespace) -> None:
 def _inpaint(args: argparse.Namespace) -> None:
     import torch
 
-    from diffrepro.core.cli import reject_together
+    from diffrepro.core.cli import preset_given, reject_together
     from diffrepro.core.config import apply_overrides
     from diffrepro.core.data import load_image, save_image
     from diffrepro.core.repro import resolve_device, seed_everything
@@ -109,7 +109,12 @@ def _inpaint(args: argparse.Namespace) -> None:
     image = load_image(args.input)
     mask = load_mask(args.mask) if args.mask else None
     device = resolve_device(args.device)
-    generator, cfg = load_generator(args.checkpoint, args.preset)
+    if preset_given(args) and str(args.preset) != "emoji":
+        raise ValueError(
+            f"--preset {args.preset}: without --checkpoint, inpaint uses the zoo model sdm-emoji "
+            "(preset emoji); pass --checkpoint for another model"
+        )
+    generator, cfg = load_generator(args.checkpoint)
     cfg = apply_overrides(cfg, args.overrides)
     size = cfg.resolution
     for name, tensor in ((args.input, image), (args.mask, mask)):

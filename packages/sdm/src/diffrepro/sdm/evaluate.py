@@ -73,10 +73,23 @@ def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def calibration(
-    mean: torch.Tensor, sigma: torch.Tensor, real: torch.Tensor, mask0: torch.Tensor
+    mean: torch.Tensor,
+    sigma: torch.Tensor,
+    real: torch.Tensor,
+    mask0: torch.Tensor,
+    pixels: torch.Tensor | None = None,
 ) -> float:
-    """Spearman correlation of predicted uncertainty and |mean - real| over the hole pixels."""
+    """Spearman correlation of predicted uncertainty and |mean - real| over the hole pixels
+    (only those where ``pixels`` (B, H, W) is true, when given)."""
     hole = mask0[:, 0] == 0
+    if pixels is not None:
+        hole = hole & pixels
     uncertainty = sigma.mean(1)[hole]
     error = (mean.clamp(-1, 1) - real).abs().mean(1)[hole]
     return spearman(uncertainty, error)
+
+
+def foreground(real: torch.Tensor) -> torch.Tensor:
+    """(B, H, W) true where a pixel of ``real`` is not pure white (the emoji's background:
+    white lies in the likelihood's open top bin, where σ is not a measure of the error)."""
+    return (real < 1.0 - 1.0 / 255.0).any(dim=1)

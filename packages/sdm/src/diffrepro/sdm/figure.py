@@ -1,4 +1,4 @@
-"""The per-iteration figure: the hole shrinking, and the uncertainty map beside it.
+"""Figures: the hole shrinking with the uncertainty map beside it, and a side-by-side grid.
 
 For each example, two rows of tiles. Top: the masked input, x_1 … x_T (still-unknown pixels
 grey), any extra results (e.g. the one-iteration output) and the ground truth. Bottom: the
@@ -48,6 +48,21 @@ def iteration_figure(
             spaced = [np.pad(t, ((0, gap), (0, gap), (0, 0)), constant_values=255) for t in tiles]
             rows.append(np.concatenate(spaced, axis=1))
         rows.append(np.full((3 * gap, rows[-1].shape[1], 3), 255, dtype=np.uint8))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.concatenate(rows, axis=0)).save(path)
+    return path
+
+
+def comparison_figure(
+    columns: list[torch.Tensor], path: Path, *, scale: int = 4, gap: int = 2
+) -> Path:
+    """One row per example, one column per tensor (B, 3, H, W) of ``columns``, left to right."""
+    rows = []
+    for b in range(len(columns[0])):
+        tiles = [_tile(column[b], scale) for column in columns]
+        spaced = [np.pad(t, ((0, gap), (0, gap), (0, 0)), constant_values=255) for t in tiles]
+        rows.append(np.concatenate(spaced, axis=1))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.concatenate(rows, axis=0)).save(path)

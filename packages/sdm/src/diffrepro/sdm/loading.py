@@ -1,12 +1,12 @@
-"""Loading a trained generator: from a checkpoint, or the demo's cached model."""
+"""Loading a trained generator: from a checkpoint, or the zoo entry ``sdm-emoji``."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from diffrepro.core.checkpoints import load_checkpoint, load_state_dict
-from diffrepro.core.config import config_from_saved, select_preset
-from diffrepro.sdm.config import PRESETS, SDMConfig
+from diffrepro.core.config import config_from_saved
+from diffrepro.sdm.config import SDMConfig
 from diffrepro.sdm.network import SDMNetwork
 
 
@@ -28,16 +28,12 @@ def generator_from_checkpoint(path: Path) -> tuple[SDMNetwork, SDMConfig]:
     return generator.eval(), cfg
 
 
-def load_generator(checkpoint: Path | None, preset: str) -> tuple[SDMNetwork, SDMConfig]:
-    """``checkpoint`` if given, else the newest model ``sdm demo`` cached for ``preset``."""
+def load_generator(checkpoint: Path | None) -> tuple[SDMNetwork, SDMConfig]:
+    """``checkpoint`` if given, else the zoo's ``sdm-emoji`` (never built here: a missing build
+    is the zoo's one-line FileNotFoundError naming the build command)."""
     if checkpoint is not None:
         return generator_from_checkpoint(checkpoint)
-    from diffrepro.sdm.demo import cached_models
+    from diffrepro.core import zoo
+    from diffrepro.sdm.emoji_model import NAME, WEIGHTS
 
-    cached = cached_models(select_preset(PRESETS, preset))
-    if not cached:
-        raise FileNotFoundError(
-            f"no --checkpoint given and no cached {preset!r} model: "
-            "run `sdm demo` or `sdm train` first"
-        )
-    return generator_from_checkpoint(cached[0])
+    return generator_from_checkpoint(zoo.path(NAME, build=False) / WEIGHTS)

@@ -37,8 +37,8 @@ PAPER = Paper(
     title="SDM: Spatial Diffusion Model for Large Hole Image Inpainting (PSM, ICLR 2024)",
     arxiv="2212.02963",
     bibtex=BIBTEX,
-    status="reproduced at CPU scale on photo crops (no official code or weights exist)",
+    status="reproduced at CPU scale on 32 px emoji (no official code or weights exist)",
     demo=run_demo,
     summary="Iterative predict → pick → sample inpainting with decoupled mean / variance and "
-    "uncertainty-guided attention; trained from scratch at toy scale on CPU.",
+    "uncertainty-guided attention; trained from scratch at toy scale on CPU (zoo: sdm-emoji).",
 )
