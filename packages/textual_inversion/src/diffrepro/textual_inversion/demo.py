@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import os
 import time
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ import torch.nn.functional as F
 
 from diffrepro.core.config import save_config
 from diffrepro.core.data import make_grid, to_pil
+from diffrepro.core.edit_demo import report_tail
 from diffrepro.core.finetune import ImageLatents, finetune_unet
 from diffrepro.core.models.stable_diffusion import StableDiffusion
 from diffrepro.core.report import DemoResult, Headline, markdown_table, write_metrics
@@ -402,16 +402,7 @@ def _report(out_dir, setup, settings, metrics, headline, figure, seed, quick) ->
         "The paper reports its trade-off as a scatter plot (no table); the DreamBench numbers "
         "are third-party context (DreamBooth paper), not targets.",
         "",
-        "## Scale",
-        "",
-        scale,
-        "",
-        "## All metrics",
-        "",
-        "```json",
-        json.dumps(metrics, indent=2, sort_keys=True),
-        "```",
-        "",
+        *report_tail(scale, metrics),
     ]
     path = out_dir / "report.md"
     path.write_text("\n".join(lines))
