@@ -396,7 +396,7 @@ SDM = [
     BadInput(
         "inpaint no model at all",
         ["inpaint", "--input", "{a}/img16.png", "--preset", "tiny"],
-        "no --checkpoint",
+        "without --checkpoint",
     ),
     BadInput(
         "inpaint bad mask kind",
