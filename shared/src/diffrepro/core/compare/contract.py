@@ -109,21 +109,31 @@ def discover(
         from diffrepro.core.compare.baselines import baseline_methods
 
         builtin = baseline_methods()
+    return registered_methods(EDITING_GROUP, EditMethod, builtin, warn, "editing")
+
+
+def registered_methods(
+    group: str, kind: type, builtin: list, warn: Callable[[str], None], what: str
+) -> dict[str, object]:
+    """``builtin`` plus every ``kind`` registered under the entry-point ``group``.
+
+    A package whose entry point fails to load, an object of another type and a name already
+    taken are skipped with one warning each, so one broken install does not hide the others.
+    """
     methods = {m.name: m for m in builtin}
-    for ep in sorted(entry_points(group=EDITING_GROUP), key=lambda e: e.name):
+    for ep in sorted(entry_points(group=group), key=lambda e: e.name):
         try:
             found = ep.load()()
         except Exception as err:  # one broken package must not hide the others
-            warn(f"skipping editing package {ep.name!r}: it failed to load ({err})")
+            warn(f"skipping {what} package {ep.name!r}: it failed to load ({err})")
             continue
         for method in found:
-            if not isinstance(method, EditMethod):
+            if not isinstance(method, kind):
                 warn(f"skipping {ep.name!r}: it registered a {type(method).__name__}")
-                continue
-            if method.name in methods:
+            elif method.name in methods:
                 warn(f"skipping {ep.name!r}'s {method.name!r}: the name is already taken")
-                continue
-            methods[method.name] = method
+            else:
+                methods[method.name] = method
     return methods
 
 

@@ -32,7 +32,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 
 import torch
 from torch import Tensor, nn
@@ -118,18 +117,6 @@ def discover_restorers(
         from diffrepro.core.compare.restoration_baselines import restoration_baselines
 
         builtin = restoration_baselines()
-    methods = {m.name: m for m in builtin}
-    for ep in sorted(entry_points(group=RESTORATION_GROUP), key=lambda e: e.name):
-        try:
-            found = ep.load()()
-        except Exception as err:  # one broken package must not hide the others
-            warn(f"skipping restoration package {ep.name!r}: it failed to load ({err})")
-            continue
-        for method in found:
-            if not isinstance(method, RestorationMethod):
-                warn(f"skipping {ep.name!r}: it registered a {type(method).__name__}")
-            elif method.name in methods:
-                warn(f"skipping {ep.name!r}'s {method.name!r}: the name is already taken")
-            else:
-                methods[method.name] = method
-    return methods
+    from diffrepro.core.compare.contract import registered_methods
+
+    return registered_methods(RESTORATION_GROUP, RestorationMethod, builtin, warn, "restoration")
