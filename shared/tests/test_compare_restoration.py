@@ -149,7 +149,8 @@ def test_a_failing_method_is_recorded_and_the_others_run(base, task, tmp_path):
 
 def test_quick_cli_writes_finite_outputs(tmp_path, capsys):
     out = tmp_path / "cmp"
-    assert main(["compare", "restoration", "--quick", "--out", str(out)]) == 0
+    argv = ["compare", "restoration", "--quick", "--methods", "repaint", "--out", str(out)]
+    assert main(argv) == 0  # only the core baseline: installed packages may need zoo models
     metrics = json.loads((out / "metrics.json").read_text())
     repaint_row = metrics["summary"]["repaint"]
     assert repaint_row["network_evals"]["mean"] == 4

@@ -62,7 +62,7 @@ def load_pixel_base(name: str, device: torch.device, quick: bool) -> tuple[objec
         from diffrepro.core.schedules import Schedule
 
         config = UNetConfig(
-            image_size=16, model_channels=8, channel_mult=(1, 2), num_res_blocks=1,
+            image_size=32, model_channels=8, channel_mult=(1, 2), num_res_blocks=1,
             attention_resolutions=(8,), num_head_channels=8, num_groups=4,
         )  # fmt: skip
         with torch.random.fork_rng(devices=[]):
