@@ -5,8 +5,9 @@ fields are diffusers' names and defaults):
 
 - emoji-t2i UNet: the zoo's text-to-image UNet (8x8 latents, 40-token context), batch 16;
 - emoji-vae: the zoo's VAE, encode + decode of 32 px images, batch 16;
-- SD 1.5 UNet: SD 1.5's full UNet config, random weights, 64x64 latents, 77x768 context, batch 1
-  (forward only: fwd+bwd would need two 860 M-parameter models and their gradients in memory);
+- SD 1.5 UNet: SD 1.5's full UNet config, random weights, 64x64 latents, 77x768 context, batch 1;
+  forward only, and forward+backward with ``--full`` (two 860 M-parameter models, one set of
+  gradients at a time and the activations: about 18 GB of RAM, a few minutes per call on 1 core);
 - SD 1.5 VAE decoder: SD 1.5's full VAE config, random weights, decode of 32x32 latents
   (256 px; ``--full`` decodes 64x64 latents, 512 px), batch 1, forward only.
 
@@ -112,7 +113,7 @@ def main() -> None:
             "SD 1.5 UNet, 64x64 latents, batch 1",
             unet_variants(SD15_UNET, 1, 77, cl=False),
             repeat=sd_repeat,
-            backward=False,
+            backward=full,
         )
         size = 512 if full else 256
         rows += case_rows(
