@@ -183,7 +183,26 @@ def test_quick_demo_writes_finite_losses_scores_and_its_report(tmp_path):
         )
         assert f"| {task} |" in report
         assert metrics[task]["guided"]["residual_sigma"] < 2  # projected to σ, then clamped
-    assert "Statement of scale" in report and len(result.headline) == 2
+    assert "Statement of scale" in report and len(result.headline) == 3
+    _check_photo_part(metrics, report)
+
+
+def _check_photo_part(metrics, report):
+    """The out-of-domain section: photo test crops, the emoji prior, the same controls."""
+    photo = metrics["photo"]
+    assert photo["test_images"] == ["synthetic photo 0 (centre)", "synthetic photo 1 (centre)"]
+    assert photo["corpus_size"] > 8 and photo["embedder"] == "thumbnail8"
+    # per seed: 2 retrieved + 2 random adaptations; "extra" is shared with the emoji part
+    assert photo["adaptations_new"] == len(metrics["seeds"]) * 4
+    assert all(math.isfinite(v) and v > 0 for v in photo["adapt_loss_first_last"])
+    for method in ("pinv", "guided", "extra", "random", "adir"):
+        assert all(math.isfinite(v) for v in photo["sr4"][method]["per_seed_psnr"])
+    for method in ("random", "adir"):
+        assert photo["sr4"][method]["per_seed_psnr"] != photo["sr4"]["guided"]["per_seed_psnr"]
+    gain = photo["sr4"]["gains_db"]["adir_minus_random"]
+    assert len(gain["per_seed"]) == 2 and math.isfinite(gain["sd"])
+    assert set(photo["retrieval_check"]) == {"thumbnail8/sr4", "chance"}
+    assert "## Out of domain: emoji-ddpm on photo crops" in report
 
 
 def test_cli_cite_and_bibtex_file_agree(capsys):
