@@ -222,3 +222,19 @@ def test_save_load_roundtrip_and_gradient_checkpointing(tmp_path: Path) -> None:
         net(x, t).square().sum().backward()
     for (name, a), b in zip(model.named_parameters(), checkpointed.parameters()):
         torch.testing.assert_close(a.grad, b.grad, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_decode_frees_each_skip_once_used() -> None:
+    """decode pops the skips (as diffusers frees them): the forward's peak memory depends on it."""
+    import weakref
+
+    model = UNetModel(unet_preset("tiny")).eval()
+    x, t = torch.randn(2, 3, 16, 16), torch.tensor([1, 2])
+    with torch.no_grad():
+        emb = model.embed(t)
+        h, skips = model.encode(x, emb)
+        refs = [weakref.ref(s) for s in skips]
+        h = model.decode(model.middle(h, emb), skips, emb)
+    assert skips == [] and all(r() is None for r in refs)
+    with pytest.raises(ValueError, match="skips"):
+        model.decode(h, [], emb)

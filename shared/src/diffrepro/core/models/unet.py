@@ -306,8 +306,12 @@ class UNetModel(nn.Module):
         emb: torch.Tensor,
         attn_bias: AttentionBias | None = None,
     ) -> torch.Tensor:
-        """Run the output blocks, each on ``[h, skip]`` (skips are consumed last-in first-out)."""
-        skips = list(skips)
+        """Run the output blocks, each on ``[h, skip]``, popping ``skips`` last-in first-out.
+
+        The list is emptied, so each skip is freed as soon as its block has used it (as in
+        diffusers; a copy kept here would hold every skip to the end of the forward)."""
+        if len(skips) != len(self.output_blocks):
+            raise ValueError(f"expected {len(self.output_blocks)} skips, got {len(skips)}")
         for block in self.output_blocks:
             h = self._run(block, torch.cat([h, skips.pop()], dim=1), emb, attn_bias)
         return h
