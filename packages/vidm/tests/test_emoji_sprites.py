@@ -86,3 +86,9 @@ def test_the_presets_train_on_emoji_sprites_and_bad_settings_are_errors():
         EmojiSpritesConfig(size=8, sprite_size=8)
     with pytest.raises(ValueError, match="frames"):
         EmojiSpritesConfig(frames=1)
+
+
+def test_the_demo_trains_on_the_flow_estimator_it_generates_with():
+    cfg = preset("demo")
+    assert cfg.flow.training == cfg.flow.generation == "block_matching"
+    assert preset("tiny").flow.training == "ground_truth"

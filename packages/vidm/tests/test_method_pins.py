@@ -14,7 +14,14 @@ from diffrepro.vidm.motion_unet import MotionUNet
 from diffrepro.vidm.pairs import motion_batch
 from diffrepro.vidm.posgn import PosGN
 from diffrepro.vidm.synthetic import SyntheticConfig, SyntheticSprites
-from diffrepro.vidm.training import load_generator, train_stage
+from diffrepro.vidm.training import (
+    TRAINING_FLOW,
+    load_generator,
+    stage_loss,
+    train_stage,
+    training_flow_source,
+    with_training_flow,
+)
 
 TINY = preset("tiny")
 PHOTOS = [torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1]
@@ -172,3 +179,29 @@ def test_loss_is_p2_mse_plus_the_vb_term_and_vb_sees_the_mean_detached():
         torch.Generator().manual_seed(3),
     )
     torch.testing.assert_close(doubled["loss"], terms["mse"] + 2 * terms["vb"])
+
+
+def test_precomputed_training_flow_is_the_estimate_from_the_first_to_the_previous_frame():
+    cfg = dataclasses.replace(TINY, flow=dataclasses.replace(TINY.flow, training="block_matching"))
+    data = SyntheticSprites(
+        SyntheticConfig(size=8, frames=4, num_clips=3, sprite_size=(2, 3)), PHOTOS
+    )
+    clips = with_training_flow(cfg, [data[i] for i in range(3)], batch=2)
+    source = training_flow_source(cfg)
+    for clip in clips:
+        frames = clip["frames"]
+        expected = source(frames[:1].expand(len(frames), -1, -1, -1), frames)
+        assert torch.equal(clip[TRAINING_FLOW], expected)
+    batch = torch.utils.data.default_collate(clips)
+    seen = []
+
+    def model(x, t, n, first, flow):
+        seen.append((n.clone(), flow.clone()))
+        return torch.zeros(x.shape[0], 6, *x.shape[-2:])
+
+    noflip = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, hflip=False))
+    stage_loss(noflip, "motion")(model, batch, torch.Generator().manual_seed(0))
+    n, flow = seen[0]
+    rows = torch.arange(len(n))
+    assert torch.equal(flow, batch[TRAINING_FLOW][rows, n - 1])  # the previous frame's flow
+    assert stage_loss(TINY, "motion") is not None and with_training_flow(TINY, clips) is clips

@@ -39,7 +39,12 @@ from diffrepro.vidm.diffusion import make_schedule
 from diffrepro.vidm.evaluate import per_frame_mse, temporal_change
 from diffrepro.vidm.generate import generate_first_frames, generate_videos
 from diffrepro.vidm.probe import conditioning_probe, shuffled
-from diffrepro.vidm.training import generated_dataset, generation_flow_source, train_stage
+from diffrepro.vidm.training import (
+    generated_dataset,
+    generation_flow_source,
+    train_stage,
+    with_training_flow,
+)
 from diffrepro.vidm.video_io import save_frame_grid, save_gif
 from diffrepro.vidm.video_metrics import trajectory_error, video_fd_proxy
 
@@ -54,6 +59,12 @@ LABELS = {
     "shuffled_first": "control: shuffled first frame",
     "zero_flow": "control: zeroed flow",
     "copy_first": "baseline: copy the first frame",
+}
+
+FLOW_NAMES = {
+    "ground_truth": "the data's exact flow (on the sprite's pixels, 0 elsewhere)",
+    "block_matching": "estimated by block matching on the true frames, as at generation",
+    "torchscript": "estimated by the given flow network",
 }
 
 
@@ -133,7 +144,7 @@ def _run(out_dir: Path, *, device: str, seed: int, quick: bool) -> DemoResult:
     seed_everything(seed)
     work = out_dir / "train" if quick else cache_dir(cfg, seed)
     train_data = generated_dataset(cfg.data.generated())
-    cached = [train_data[i] for i in range(len(train_data))]
+    cached = with_training_flow(cfg, [train_data[i] for i in range(len(train_data))])
     nets = {}
     content_cfg = content_config(cfg, quick)
     for stage, stage_cfg in (("content", content_cfg), ("motion", cfg)):
@@ -161,6 +172,7 @@ def _run(out_dir: Path, *, device: str, seed: int, quick: bool) -> DemoResult:
             "reference_videos": scale.reference_videos,
             "sampling_steps": cfg.diffusion.respacing,
             "sampling_variance": cfg.diffusion.sampling_variance,
+            "flow_training": cfg.flow.training,
             "parameters": _params(cfg),
             "emoji": list(cfg.data.generated().vocabulary),
         },
@@ -463,7 +475,7 @@ def _write_report(
         f"generator ({scale['train_steps']['content']} steps) and one motion generator "
         f"({scale['train_steps']['motion']} steps) (1000-step linear schedule, eps prediction, "
         "learned-range variance, P2-weighted MSE + L_vb; motion cue during training: the "
-        "ground-truth flow from the first to the previous frame). "
+        f"flow from the first to the previous frame, {FLOW_NAMES[scale['flow_training']]}). "
         f"Evaluation over {scale['eval_seeds']} seeds, each with {scale['test_videos']} fresh "
         f"held-out clips and {scale['reference_videos']} independent real reference clips; "
         "generation frame by frame, ancestral sampling respaced to "

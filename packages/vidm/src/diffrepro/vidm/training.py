@@ -32,6 +32,8 @@ from diffrepro.vidm.synthetic import SyntheticConfig, SyntheticSprites
 from diffrepro.vidm.video_folder import VideoFolder
 
 STAGES = ("content", "motion")
+# clip key of precomputed training flow (first frame -> every frame), see with_training_flow
+TRAINING_FLOW = "training_flow"
 
 
 def make_dataset(cfg: VIDMConfig) -> torch.utils.data.Dataset:
@@ -80,6 +82,27 @@ def generation_flow_source(cfg: VIDMConfig, *, trust: bool = False) -> FlowSourc
     )
 
 
+def with_training_flow(
+    cfg: VIDMConfig, clips: list[dict[str, Tensor]], *, trust: bool = False, batch: int = 64
+) -> list[dict[str, Tensor]]:
+    """``clips`` with the flow of ``flow.training`` from frame 0 to every frame precomputed
+    (key ``training_flow``), so that a frozen estimator runs once per clip, not once per
+    training step; the motion loss then reads it instead of calling the estimator. Unchanged
+    for ``flow.training=ground_truth`` (the clips' own ``flow`` is used)."""
+    source = training_flow_source(cfg, trust=trust)
+    if source is None:
+        return clips
+    out = []
+    for start in range(0, len(clips), batch):
+        chunk = clips[start : start + batch]
+        frames = torch.stack([clip["frames"] for clip in chunk])  # (b, F, 3, H, W)
+        count = frames.shape[1]
+        first = frames[:, :1].expand(-1, count, -1, -1, -1).flatten(0, 1)
+        flow = source(first, frames.flatten(0, 1)).unflatten(0, (len(chunk), count))
+        out += [{**clip, TRAINING_FLOW: f} for clip, f in zip(chunk, flow)]
+    return out
+
+
 def stage_loss(cfg: VIDMConfig, stage: str, *, trust: bool = False) -> Callable[..., Tensor]:
     """``loss_fn(model, batch, generator=None) -> scalar`` for the shared training loop (a
     seeded ``generator`` fixes the frame indices, flips, steps and noise, e.g. for evaluation)."""
@@ -99,11 +122,15 @@ def stage_loss(cfg: VIDMConfig, stage: str, *, trust: bool = False) -> Callable[
     def motion_loss(
         model: nn.Module, batch: dict[str, Tensor], generator: torch.Generator | None = None
     ) -> Tensor:
+        if TRAINING_FLOW in batch:  # the training flow source's estimates, computed once
+            flow, source = batch[TRAINING_FLOW], None
+        else:
+            flow, source = (batch.get("flow") if flow_source is None else None), flow_source
         example = motion_batch(
             batch["frames"],
-            batch.get("flow") if flow_source is None else None,
+            flow,
             generator,
-            flow_source=flow_source,
+            flow_source=source,
             upstream_range=cfg.data.upstream_range,
             hflip=cfg.data.hflip,
         )
