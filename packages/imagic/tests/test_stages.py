@@ -126,7 +126,8 @@ def test_eta_zero_samples_exactly_as_e_opt_and_one_as_e_tgt(sd):
 def test_sample_k_depends_only_on_seed_k(sd):
     e = target(sd)
     both = sample(sd, e, seeds=(4, 5))
-    assert torch.allclose(sample(sd, e, seeds=(5,))[0], both[1], atol=1e-5)
+    # batch 1 vs 2 may round differently in float32 GEMMs
+    torch.testing.assert_close(sample(sd, e, seeds=(5,))[0], both[1], rtol=1e-4, atol=1e-5)
     assert not torch.allclose(both[0], both[1], atol=1e-2)
 
 

@@ -150,7 +150,8 @@ def test_edit_is_deterministic_and_per_seed(sd):
     guide = Guide(tuned_copy(sd), sd.encode_prompt("a cat"), v=0.6, window=Window(500, 1000))
     a = run_edit(sd, [guide], seeds=(3, 4))
     assert torch.equal(a, run_edit(sd, [guide], seeds=(3, 4)))
-    assert torch.allclose(run_edit(sd, [guide], seeds=(4,))[0], a[1], atol=1e-5)
+    # batch 1 vs 2 may round differently in float32 GEMMs (seen: 1e-4 on values ~10)
+    torch.testing.assert_close(run_edit(sd, [guide], seeds=(4,))[0], a[1], rtol=1e-4, atol=1e-5)
 
 
 def test_k_window_sweep_is_monotone_in_guided_steps():

@@ -96,5 +96,6 @@ def test_sample_k_depends_only_on_seed_plus_k(sd):
     kwargs = {"num_steps": 2, "guidance_scale": 3.0}
     pair = sample_images(sd, "a photo of <tok>", [p], num_samples=2, seed=4, **kwargs)
     single = sample_images(sd, "a photo of <tok>", [p], num_samples=1, seed=5, **kwargs)
-    assert torch.allclose(pair[1], single[0], atol=1e-6)
+    # batch 1 vs 2 may round differently in float32 GEMMs (seen: 1e-6 on values ~0.05)
+    torch.testing.assert_close(pair[1], single[0], rtol=1e-4, atol=1e-5)
     assert not torch.allclose(pair[0], pair[1])
