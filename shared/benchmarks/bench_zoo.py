@@ -3,8 +3,8 @@
     python shared/benchmarks/bench_zoo.py [--entries emoji-t2i emoji-judge ...] [--samples 256]
 
 - emoji-vae: reconstruction PSNR (train / held-out) and the measured scaling factor;
-- emoji-t2i: samples for captions of its training emoji (the train split of the classes it
-  was trained on) and of the held-out emoji of those classes, read by
+- emoji-t2i, emoji-t2i-food: samples for captions of its training emoji (the train split of
+  the classes it was trained on) and of the held-out emoji of those classes, read by
   emoji-judge: caption→image top-1 / top-5 retrieval among all 1,457 emoji (chance 1/1457 and
   5/1457), emoji-FD of the samples to the training renders, and a figure of samples;
 - emoji-judge: identity accuracy on clean / augmented renders, coarse accuracy on held-out;
@@ -31,7 +31,14 @@ from diffrepro.core.data import save_grid
 from diffrepro.core.metrics import psnr
 from diffrepro.core.zoo.judge import emoji_fd, retrieval_accuracy
 
-ENTRIES = ("emoji-vae", "emoji-judge", "emoji-t2i", "emoji-ddpm", "emoji-ddpm-cond")
+ENTRIES = (
+    "emoji-vae",
+    "emoji-judge",
+    "emoji-t2i",
+    "emoji-t2i-food",
+    "emoji-ddpm",
+    "emoji-ddpm-cond",
+)
 N_EMOJI = len(emoji.emoji_set())
 COPY_PSNR_DB = 20.0
 
@@ -83,13 +90,17 @@ def _vae(args) -> dict:
     return out
 
 
-def _t2i(args) -> dict:
-    sd = zoo.load("emoji-t2i")
+def _t2i(name: str):
+    return lambda args: _measure_t2i(name, args)
+
+
+def _measure_t2i(name: str, args) -> dict:
+    sd = zoo.load(name)
     judge = zoo.load("emoji-judge")
     size = sd.vae.config.sample_size
     train_x, _ = emoji.images(size, "train")
     out: dict = {"chance_top1": 1 / N_EMOJI, "chance_top5": 5 / N_EMOJI}
-    classes = zoo.get("emoji-t2i").recipe.classes
+    classes = zoo.get(name).recipe.classes
     for split, count in (("train", args.samples), ("heldout", max(2, args.samples // 4))):
         items = [e for e in emoji.select(split) if emoji.COARSE_CLASSES[e.label] in classes]
         pick = torch.randperm(len(items), generator=torch.Generator().manual_seed(0))[:count]
@@ -105,7 +116,7 @@ def _t2i(args) -> dict:
             out["emoji_fd_data_heldout_vs_train"] = emoji_fd(
                 emoji.images(size, "heldout")[0], train_x, judge
             )
-            _figure(sd, chosen[:16], args)
+            _figure(name, sd, chosen[:16], args)
     x, _ = emoji.images(size, "heldout")
     recon = torch.cat([sd.decode_latents(sd.encode_images(c)).clamp(-1, 1) for c in x.split(128)])
     out["autoencoder_psnr_heldout_db"] = float(psnr(recon, x).mean())
@@ -123,16 +134,16 @@ def _t2i_samples(sd, prompts: list[str], args) -> torch.Tensor:
     return torch.cat(chunks)
 
 
-def _figure(sd, chosen, args) -> None:
+def _figure(name: str, sd, chosen, args) -> None:
     """Row pairs: the rendered emoji above the model's sample for its caption."""
     truth, _ = emoji.images(sd.vae.config.sample_size, "all")
     samples = _t2i_samples(sd, [e.caption(emoji.TEMPLATES[0]) for e in chosen], args)
     rows = []
     for k in range(0, len(chosen), 8):
         rows += [truth[e.index] for e in chosen[k : k + 8]] + list(samples[k : k + 8])
-    save_grid(torch.stack(rows), BENCH_DIR / "zoo_emoji-t2i.png", nrow=8)
+    save_grid(torch.stack(rows), BENCH_DIR / f"zoo_{name}.png", nrow=8)
     captions = "; ".join(e.name for e in chosen)
-    (BENCH_DIR / "zoo_emoji-t2i.txt").write_text(captions + "\n")
+    (BENCH_DIR / f"zoo_{name}.txt").write_text(captions + "\n")
 
 
 def _judge(args) -> dict:
@@ -177,7 +188,8 @@ def _nearest_psnr(x: torch.Tensor, data: torch.Tensor) -> torch.Tensor:
 
 MEASURES = {
     "emoji-vae": _vae,
-    "emoji-t2i": _t2i,
+    "emoji-t2i": _t2i("emoji-t2i"),
+    "emoji-t2i-food": _t2i("emoji-t2i-food"),
     "emoji-judge": _judge,
     "emoji-ddpm": _ddpm("emoji-ddpm"),
     "emoji-ddpm-cond": _ddpm("emoji-ddpm-cond"),

@@ -257,6 +257,20 @@ def test_unknown_and_duplicate_entries():
     )
 
 
+def test_food_t2i_trains_on_food_only_and_says_so():
+    from diffrepro.core.emoji import COARSE_CLASSES
+    from diffrepro.core.zoo.t2i import training_emoji
+
+    food, broad = zoo.get("emoji-t2i-food"), zoo.get("emoji-t2i")
+    assert food.key() != broad.key() and food.config == broad.config
+    items, x = training_emoji(8, food.recipe.classes)
+    assert {COARSE_CLASSES[e.label] for e in items} == {"food"} and len(x) == len(items)
+    assert 50 < len(items) < len(training_emoji(8, broad.recipe.classes)[0])
+    assert "classes food (" in food.card and "face, animal" in broad.card
+    with pytest.raises(ValueError, match="unknown coarse classes"):
+        training_emoji(8, ("foods",))
+
+
 def test_cli_list_path_card_and_errors(tmp_path, monkeypatch, capsys, built_root):
     monkeypatch.setenv("DIFFREPRO_ZOO_DIR", str(built_root))
     assert main(["zoo", "list"]) == 0

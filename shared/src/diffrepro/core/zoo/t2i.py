@@ -202,25 +202,31 @@ def open_t2i(folder: Path, device: str = "cpu") -> StableDiffusion:
     return StableDiffusion.load(folder, device=device)
 
 
-CARD_TEXT = """
+FOOD_CLASSES = ("food",)  # emoji-t2i-food: ~100 emoji, each caption seen ~4x as often
+
+
+def card_text(classes: tuple[str, ...]) -> str:
+    names = ", ".join(classes)
+    return f"""
 ## Use
 
     sd = zoo.load("emoji-t2i")                   # or StableDiffusion.load(zoo.path("emoji-t2i"))
     z = sd.sample(["an emoji of a dog face"], num_steps=50, guidance_scale=4.0, generator=g)
     x = sd.decode_latents(z)                     # (1, 3, 32, 32) in [-1, 1]
 
-Prompts are emoji names, alone or in the templates "an emoji of a {}", "a {} emoji".
+Prompts are emoji names, alone or in the templates "an emoji of a {{}}", "a {{}} emoji".
 
 ## Honest limits
 
-32 px images from 4×8×8 latents, trained for minutes on one CPU core on the ~400 train-split
-emoji of five coarse classes (face, animal, food, plant, vehicle: the recipe's ``classes``),
-over a VAE that itself softens outlines (see emoji-vae). Symbols, objects and people were left
-out so that each caption is seen often enough in the budget to be learned; prompts for them
-give something emoji-like but not that emoji. How often a sample is read back as its
-caption's emoji is measured above (caption→image retrieval under emoji-judge); prompts outside
-the emoji vocabulary fall back to byte tokens the model never saw. The tokenizer's vocabulary
-is built from the captions (CLIP's format, not CLIP's 49,408 entries: see the module docs).
+32 px images from 4×8×8 latents, trained for minutes on one CPU core on the train-split emoji
+of the coarse classes {names} (the recipe's ``classes``), over a VAE that itself softens
+outlines (see emoji-vae). What a caption binds to is set by how often it is seen: the fewer
+emoji a recipe trains on, the more exposures each caption gets in the same budget and the more
+often a sample is read back as its caption's emoji (measured above as caption→image retrieval
+under emoji-judge). Emoji outside these classes were left out; prompts for them give something
+emoji-like but not that emoji, and prompts outside the emoji vocabulary fall back to byte
+tokens the model never saw. The tokenizer's vocabulary is built from the captions (CLIP's
+format, not CLIP's 49,408 entries: see the module docs).
 """
 
 
@@ -234,16 +240,17 @@ def t2i_entry(
         ctx = dataclasses.replace(ctx, requires={"emoji-vae": ctx.requires[vae]})
         return build_t2i(entry, ctx)
 
+    recipe = recipe or T2IRecipe()
     return ZooEntry(
         name=name,
         summary="Text-to-image latent diffusion in the Stable Diffusion 1.x diffusers layout "
         "(AutoencoderKL, UNet2DConditionModel, CLIPTextModel, CLIPTokenizer, DDIM scheduler), "
-        "32 px emoji from their names.",
+        f"32 px emoji from their names ({', '.join(recipe.classes)}).",
         config=config,
-        recipe=recipe or T2IRecipe(),
+        recipe=recipe,
         build=build,
         open=open_t2i,
         data_version=DATA_VERSION,
         requires=(vae,),
-        card=CARD_TEXT,
+        card=card_text(recipe.classes),
     )
