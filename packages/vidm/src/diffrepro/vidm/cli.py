@@ -48,7 +48,6 @@ def build_parser() -> argparse.ArgumentParser:
     _set_help(train, "overrides", SET_HELP)
     _set_help(train, "checkpoint", argparse.SUPPRESS)  # rejected: train resumes from --out
     train.add_argument("--stage", required=True, choices=("content", "motion"))
-    _add_trust_flag(train)
     train.set_defaults(func=_train)
     sample = commands.add_parser("sample", help="generate videos frame by frame")
     add_common_args(sample)
@@ -73,18 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="first-frame image(s): one video each",
     )
-    _add_trust_flag(sample)
     sample.set_defaults(func=_sample)
     return parser
-
-
-def _add_trust_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--trust-torchscript",
-        action="store_true",
-        help="allow flow.network to be a TorchScript file: loading one RUNS THE CODE IN IT, "
-        "so pass this only for a file you trust",
-    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -116,7 +105,7 @@ def _train(args: argparse.Namespace) -> None:
     out = args.out if args.out is not None else DEFAULT_RUN
     check_run_dir(out / args.stage, resume=True)  # a broken earlier run fails before writing
     if args.stage == "motion":
-        training_flow_source(cfg, trust=args.trust_torchscript)
+        training_flow_source(cfg)
     dataset = make_dataset(cfg)
     save_config(cfg, out / f"{args.stage}_config.json")
     _, result = train_stage(
@@ -125,7 +114,6 @@ def _train(args: argparse.Namespace) -> None:
         out,
         device=device,
         dataset=dataset,
-        trust_torchscript=args.trust_torchscript,
     )
     last = f"{result.losses[-1]:.4f}" if result.losses else "none (already trained)"
     print(f"{args.stage}: step {result.step}, last loss {last}, checkpoint {result.checkpoint}")
@@ -148,7 +136,7 @@ def _sample(args: argparse.Namespace) -> None:
     run_dir = args.checkpoint if args.checkpoint is not None else DEFAULT_RUN
     motion, trained = load_generator(run_dir, "motion", device)
     cfg = _config(args, base=trained)
-    flow_source = generation_flow_source(cfg, trust=args.trust_torchscript)
+    flow_source = generation_flow_source(cfg)
     frames = args.frames if args.frames is not None else cfg.generation.frames
     num = args.num if args.num is not None else cfg.generation.num_videos
     if frames < 1 or num < 1:

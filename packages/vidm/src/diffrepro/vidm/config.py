@@ -81,14 +81,12 @@ class DataConfig:
 class FlowConfig:
     """Where the motion cue (flow from frame 0 to frame n-1) comes from.
 
-    ``training``: "ground_truth" (synthetic data only), "block_matching" or "torchscript";
-    ``generation``: "block_matching" or "torchscript" (``network`` = path of a TorchScript flow
-    network ``net(first, later)``, e.g. an exported SPyNet). ``radius`` 0 means image_size // 2.
+    ``training``: "ground_truth" (synthetic data only) or "block_matching"; ``generation``:
+    "block_matching". ``radius`` 0 means image_size // 2.
     """
 
     training: str = "ground_truth"
     generation: str = "block_matching"
-    network: str = ""
     radius: int = 0
 
 
@@ -172,10 +170,11 @@ def _preset(
 
 PRESETS: dict[str, VIDMConfig] = {
     # The released CLEVRER setting: 128 px, 128-frame clips, 1000 steps, 100-step generation.
-    # Real video needs your flow network (e.g. an exported SPyNet): --set flow.network=PATH.
+    # The official code ran SPyNet in training and generation; no learned flow network is
+    # offered here (see the README), so both use the block matcher.
     "paper": VIDMConfig(
         data=DataConfig(root="data/CLEVRER/train"),
-        flow=FlowConfig(training="torchscript", generation="torchscript"),
+        flow=FlowConfig(training="block_matching", generation="block_matching"),
     ),
     # The CPU-scale reproduction: 16 px, 8-frame emoji sprite clips (4 emoji), 3000 motion steps
     # (at 1000 the network ignores the flow; the demo trains the content generator 500); the

@@ -64,7 +64,6 @@ LABELS = {
 FLOW_NAMES = {
     "ground_truth": "the data's exact flow (on the sprite's pixels, 0 elsewhere)",
     "block_matching": "estimated by block matching on the true frames, as at generation",
-    "torchscript": "estimated by the given flow network",
 }
 
 

@@ -8,19 +8,16 @@ frame, warps the first frame onto it by backward sampling::
 
 A flow source is any callable ``source(first, later) -> flow`` with images in [-1, 1]:
 
-- :class:`BlockMatchingFlow`: a parameter-free integer block matcher, the default when no flow
-  network is given (adequate for the sprite videos; real videos want a real network);
-- :class:`TorchScriptFlow`: a user-supplied flow network (e.g. an exported SPyNet / RAFT) loaded
-  from a local TorchScript file, with an optional input-range conversion. Loading TorchScript
-  runs code from the file, so it is refused unless the user says they trust it
-  (``trust=True``, the ``--trust-torchscript`` flag of ``vidm train`` / ``vidm sample``);
+- :class:`BlockMatchingFlow`: a parameter-free integer block matcher (adequate for the sprite
+  videos; real videos want a learned network such as the official SPyNet, which is not offered:
+  a TorchScript export would run code from the user's file, and no weights-only SPyNet exists
+  here yet);
 - ground-truth flow is not a callable: the synthetic dataset returns it with every clip, and
   training uses it directly (``motion.flow_source = "ground_truth"``).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Protocol
 
 import torch
@@ -81,60 +78,8 @@ def _box_filter(x: Tensor, window: int) -> Tensor:
     return F.avg_pool2d(x, window, stride=1)[:, 0]
 
 
-class TorchScriptFlow:
-    """A user's flow network, ``net(first, later) -> (B, 2, H, W)`` pixel flow in our convention.
-
-    ``input_range="01"`` converts the [-1, 1] frames to [0, 1] first (SPyNet-style networks
-    normalise [0, 1] inputs with ImageNet statistics; the official VIDM fed [-1, 1] — see README).
-    """
-
-    def __init__(self, path: str | Path, input_range: str = "01", *, trust: bool = False) -> None:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"flow network not found: {path}")
-        if input_range not in ("01", "11"):
-            raise ValueError(f"input_range must be '01' or '11', got {input_range!r}")
-        if not trust:
-            raise ValueError(
-                f"flow network {path} is a TorchScript file, and loading one runs the code in it: "
-                "pass --trust-torchscript only if you trust that file"
-            )
-        try:
-            self.net = torch.jit.load(str(path), map_location="cpu").eval()
-        except (RuntimeError, ValueError) as err:
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise ValueError(f"cannot load {path} as a TorchScript flow network: {first}") from None
-        self.input_range, self.path = input_range, path
-
-    @torch.no_grad()
-    def __call__(self, first: Tensor, later: Tensor) -> Tensor:
-        if self.input_range == "01":
-            first, later = (first + 1) / 2, (later + 1) / 2
-        try:
-            flow = self.net.to(first.device)(first, later)
-        except RuntimeError as err:
-            first_line = str(err).strip().splitlines()[0]
-            raise ValueError(
-                f"flow network {self.path} failed on (first, later): {first_line}"
-            ) from None
-        if flow.shape != (first.shape[0], 2, *first.shape[-2:]):
-            raise ValueError(
-                f"flow network returned shape {tuple(flow.shape)}, expected (B, 2, H, W)"
-            )
-        return flow
-
-
-def make_flow_source(
-    name: str, *, radius: int = 8, path: str | None = None, trust: bool = False
-) -> FlowSource:
-    """The flow source called ``name``: "block_matching" or "torchscript" (needs ``path``, and
-    ``trust=True``, since loading TorchScript runs code from the file)."""
+def make_flow_source(name: str, *, radius: int = 8) -> FlowSource:
+    """The flow source called ``name``: only "block_matching" is a callable source."""
     if name == "block_matching":
         return BlockMatchingFlow(radius=radius)
-    if name == "torchscript":
-        if not path:
-            raise ValueError(
-                "flow source 'torchscript' needs flow.network=<path to a TorchScript flow network>"
-            )
-        return TorchScriptFlow(path, trust=trust)
-    raise ValueError(f"unknown flow source {name!r}; expected 'block_matching' or 'torchscript'")
+    raise ValueError(f"unknown flow source {name!r}; expected 'block_matching'")

@@ -61,35 +61,30 @@ def flow_radius(cfg: VIDMConfig) -> int:
     return cfg.flow.radius if cfg.flow.radius > 0 else cfg.data.image_size // 2
 
 
-def training_flow_source(cfg: VIDMConfig, *, trust: bool = False) -> FlowSource | None:
-    """None means ground truth (the dataset's ``flow``), else the configured estimator
-    (``trust``: allow a TorchScript flow network, which runs code from its file)."""
+def training_flow_source(cfg: VIDMConfig) -> FlowSource | None:
+    """None means ground truth (the dataset's ``flow``), else the configured estimator"""
     if cfg.flow.training == "ground_truth":
         if cfg.data.root:
             raise ValueError(
                 "flow.training=ground_truth needs the synthetic data; "
-                "set flow.training=block_matching or torchscript"
+                "set flow.training=block_matching"
             )
         return None
-    return make_flow_source(
-        cfg.flow.training, radius=flow_radius(cfg), path=cfg.flow.network, trust=trust
-    )
+    return make_flow_source(cfg.flow.training, radius=flow_radius(cfg))
 
 
-def generation_flow_source(cfg: VIDMConfig, *, trust: bool = False) -> FlowSource:
-    return make_flow_source(
-        cfg.flow.generation, radius=flow_radius(cfg), path=cfg.flow.network, trust=trust
-    )
+def generation_flow_source(cfg: VIDMConfig) -> FlowSource:
+    return make_flow_source(cfg.flow.generation, radius=flow_radius(cfg))
 
 
 def with_training_flow(
-    cfg: VIDMConfig, clips: list[dict[str, Tensor]], *, trust: bool = False, batch: int = 64
+    cfg: VIDMConfig, clips: list[dict[str, Tensor]], *, batch: int = 64
 ) -> list[dict[str, Tensor]]:
     """``clips`` with the flow of ``flow.training`` from frame 0 to every frame precomputed
     (key ``training_flow``), so that a frozen estimator runs once per clip, not once per
     training step; the motion loss then reads it instead of calling the estimator. Unchanged
     for ``flow.training=ground_truth`` (the clips' own ``flow`` is used)."""
-    source = training_flow_source(cfg, trust=trust)
+    source = training_flow_source(cfg)
     if source is None:
         return clips
     out = []
@@ -103,7 +98,7 @@ def with_training_flow(
     return out
 
 
-def stage_loss(cfg: VIDMConfig, stage: str, *, trust: bool = False) -> Callable[..., Tensor]:
+def stage_loss(cfg: VIDMConfig, stage: str) -> Callable[..., Tensor]:
     """``loss_fn(model, batch, generator=None) -> scalar`` for the shared training loop (a
     seeded ``generator`` fixes the frame indices, flips, steps and noise, e.g. for evaluation)."""
     _check_stage(stage)
@@ -117,7 +112,7 @@ def stage_loss(cfg: VIDMConfig, stage: str, *, trust: bool = False) -> Callable[
             return training_loss(model, x0, schedule, cfg.diffusion, generator)["loss"]
 
         return content_loss
-    flow_source = training_flow_source(cfg, trust=trust)
+    flow_source = training_flow_source(cfg)
 
     def motion_loss(
         model: nn.Module, batch: dict[str, Tensor], generator: torch.Generator | None = None
@@ -151,10 +146,9 @@ def train_stage(
     device: str | torch.device = "cpu",
     dataset: torch.utils.data.Dataset | list | None = None,
     resume: bool = True,
-    trust_torchscript: bool = False,
 ) -> tuple[nn.Module, TrainResult]:
     """Train one generator; returns the network carrying its EMA weights, and the loop's result."""
-    loss_fn = stage_loss(cfg, stage, trust=trust_torchscript)
+    loss_fn = stage_loss(cfg, stage)
     model = build_network(cfg, stage)
     result = train(
         model,
