@@ -84,7 +84,6 @@ def _weights(root: Path) -> None:
     (root / "corrupt.safetensors").write_bytes(b"\x00\x01garbage" * 10)
     (root / "garbage.pt").write_bytes(b"not a pickle at all")
     (root / "weights.txt").write_text("weights\n")
-    torch.jit.script(torch.nn.Identity()).save(str(root / "flow_torchscript.pt"))
     configs = {
         "clip_heads0": {"hidden_size": 32, "num_attention_heads": 0},
         "clip_four": {"hidden_size": "four"},

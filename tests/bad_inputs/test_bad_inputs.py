@@ -416,10 +416,10 @@ VIDM = [
     BadInput("train with --checkpoint", ["train", "--stage", "content", *VIDM_RUN], "--checkpoint"),
     BadInput("train steps 0", ["train", "--stage", "content", "--set", "train.steps=0"], "steps"),
     BadInput(
-        "train torchscript flow without trust",
+        "train torchscript flow (never loaded)",
         ["train", "--stage", "motion", "--preset", "tiny", "--out", "{tmp}/run"]
-        + ["--set", "flow.training=torchscript", "--set", "flow.network={a}/flow_torchscript.pt"],
-        "trust-torchscript",
+        + ["--set", "flow.training=torchscript"],
+        "unknown flow source",
     ),
     BadInput("sample --frames 0", ["sample", *VIDM_RUN, "--frames", "0"], "--frames"),
     BadInput("sample --num 0", ["sample", *VIDM_RUN, "--num", "0"], "--num"),
@@ -443,10 +443,9 @@ VIDM = [
     ),
     BadInput("sample an ADIR run", ["sample", "--checkpoint", "{a}/adir_run"], "adir"),
     BadInput(
-        "sample torchscript flow without trust",
-        ["sample", *VIDM_RUN, "--set", "flow.generation=torchscript"]
-        + ["--set", "flow.network={a}/flow_torchscript.pt"],
-        "trust-torchscript",
+        "sample torchscript flow (never loaded)",
+        ["sample", *VIDM_RUN, "--set", "flow.generation=torchscript"],
+        "unknown flow source",
     ),
     BadInput(
         "sample negative flow radius", ["sample", *VIDM_RUN, "--set", "flow.radius=-1"], "radius"
